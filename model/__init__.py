@@ -1,0 +1,1 @@
+"""The Transformer models, their training job and their artifacts."""

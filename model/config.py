@@ -1,0 +1,150 @@
+"""Frozen configuration dataclasses, serialized as JSON inside every artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+Task = Literal["translation", "sentiment", "langid"]
+
+
+class _JsonMixin:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload,no-any-return]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class ModelConfig(_JsonMixin):
+    """Shape of a Transformer; enough to rebuild it before loading weights."""
+
+    task: Task = "translation"
+    vocab_size: int = 8000
+    d_model: int = 256
+    num_heads: int = 4
+    # Per-head size is d_model // num_heads, and scores are scaled by its square root
+    # (not by d_model's: the seeds' mistake).
+    d_ff: int = 1024
+    encoder_layers: int = 3
+    decoder_layers: int = 3  # unused by classifiers
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    # Sinusoidal positions need no training and extrapolate a little past max_length.
+    max_length: int = 256
+    # Decoder input embedding, encoder embedding and output projection share one matrix:
+    # the vocabulary is joint, and on 29k sentence pairs the saved parameters generalize.
+    tie_embeddings: bool = True
+    # Classifiers: label names in output order; pooled by a masked mean over tokens.
+    labels: tuple[str, ...] = ()
+    # Text normalizer applied before tokenization, at training and serving time alike.
+    normalizer: str = "basic"
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by {self.num_heads} heads")
+        if self.task != "translation" and len(self.labels) < 2:
+            raise ValueError(f"a {self.task} classifier needs at least two labels")
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.num_heads
+
+
+@dataclass(frozen=True)
+class TrainConfig(_JsonMixin):
+    """How a model was trained; recorded in the manifest so a run can be repeated."""
+
+    preset: str = "small"
+    batch_tokens: int = 4096  # translation batches are sized in target tokens
+    batch_size: int = 64  # classifier batches are sized in examples
+    epochs: int = 30
+    warmup_steps: int = 4000
+    learning_rate_scale: float = 1.0  # multiplies d_model^-0.5 * min(...) of the schedule
+    label_smoothing: float = 0.1
+    early_stopping_patience: int = 5
+    max_source_length: int = 128  # longer training pairs are dropped (and counted)
+    max_target_length: int = 128
+    vocab_size: int = 8000
+    tokenizer_model_type: str = "unigram"
+    seed: int = 1234
+    strategy: str = "default"
+    mixed_precision: bool = False
+    average_checkpoints: int = 0  # average the weights of the last N best epochs
+    beam_size: int = 1  # used for the final validation metrics
+    length_penalty: float = 0.6
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# `tiny` trains in seconds for tests; `small` fits a 2-core CPU; `base` is the paper's size
+# scaled to Multi30k (29k pairs overfit a 6-layer 512-wide model).
+PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "tiny": (
+        dict(
+            d_model=32,
+            num_heads=2,
+            d_ff=64,
+            encoder_layers=1,
+            decoder_layers=1,
+            dropout=0.0,
+            max_length=128,
+        ),
+        dict(
+            batch_tokens=512,
+            batch_size=32,
+            epochs=3,
+            warmup_steps=50,
+            vocab_size=200,
+            early_stopping_patience=2,
+            learning_rate_scale=2.0,
+        ),
+    ),
+    "small": (
+        dict(d_model=256, num_heads=4, d_ff=1024, encoder_layers=3, decoder_layers=3, dropout=0.2),
+        dict(
+            batch_tokens=2048,
+            batch_size=64,
+            epochs=25,
+            warmup_steps=1500,
+            vocab_size=8000,
+            average_checkpoints=5,
+        ),
+    ),
+    "base": (
+        dict(
+            d_model=512,
+            num_heads=8,
+            d_ff=2048,
+            encoder_layers=6,
+            decoder_layers=6,
+            dropout=0.3,
+            attention_dropout=0.1,
+        ),
+        dict(batch_tokens=8192, batch_size=64, epochs=40, warmup_steps=4000, vocab_size=10000),
+    ),
+}
+
+
+def preset(name: str, task: Task) -> tuple[ModelConfig, TrainConfig]:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    model_kw, train_kw = PRESETS[name]
+    model = dict(model_kw, task=task, vocab_size=train_kw["vocab_size"])
+    if task != "translation":
+        model["labels"] = ("NEGATIVE", "POSITIVE")  # replaced by the data's labels
+    return ModelConfig(**model), TrainConfig(preset=name, **train_kw)

@@ -1,0 +1,234 @@
+"""Corpus readers and tf.data pipelines.
+
+Readers fail with a DataError that names the file (and line) at fault; pipelines batch by
+length so that padding stays small, and reshuffle every epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+log = logging.getLogger(__name__)
+
+TEXT_COLUMNS = ("sentence", "content", "text", "review")
+LABEL_COLUMNS = ("label", "sentiment", "polarity")
+
+
+class DataError(ValueError):
+    """Input data is missing or malformed; the message says where."""
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Lines of a UTF-8 text file, plain or gzip, without their newlines."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:  # type: ignore[operator]
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read: {error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not valid UTF-8") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def find_split(data_dir: str | Path, split: str, language: str) -> Path:
+    """`split.lang` or `split.lang.gz` inside data_dir (the Multi30k layout)."""
+    for name in (f"{split}.{language}.gz", f"{split}.{language}"):
+        if (Path(data_dir) / name).is_file():
+            return Path(data_dir) / name
+    raise DataError(f"{data_dir}: neither {split}.{language}.gz nor {split}.{language} exists")
+
+
+def read_parallel(source_path: str | Path, target_path: str | Path) -> list[tuple[str, str]]:
+    """Line-aligned files -> pairs; pairs with an empty side are dropped and counted."""
+    sources, targets = read_lines(source_path), read_lines(target_path)
+    if len(sources) != len(targets):
+        raise DataError(
+            f"line counts differ: {source_path} has {len(sources)} lines, "
+            f"{target_path} has {len(targets)}"
+        )
+    return _drop_empty(list(zip(sources, targets, strict=True)), f"{source_path}")
+
+
+def read_pairs_tsv(path: str | Path) -> list[tuple[str, str]]:
+    """Tatoeba/ManyThings format: source TAB target [TAB attribution]."""
+    pairs = []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise DataError(f"{path}: line {number} has no tab-separated target")
+        pairs.append((fields[0], fields[1]))
+    return _drop_empty(pairs, str(path))
+
+
+def _drop_empty(pairs: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
+    kept = [(s.strip(), t.strip()) for s, t in pairs if s.strip() and t.strip()]
+    if len(kept) < len(pairs):
+        log.warning("%s: dropped %d pairs with an empty side", where, len(pairs) - len(kept))
+    if not kept:
+        raise DataError(f"{where}: no usable sentence pairs")
+    return kept
+
+
+def read_classification(path: str | Path) -> list[tuple[str, str]]:
+    """(text, label) from SST-2 TSV, a CSV with text and label columns, or aclImdb folders."""
+    path = Path(path)
+    if path.is_dir():
+        return _read_imdb_folder(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or folder")
+    delimiter = "\t" if path.suffix in (".tsv", ".gz") else ","
+    rows = list(
+        csv.reader(
+            read_lines(path),
+            delimiter=delimiter,
+            quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
+        )
+    )
+    if not rows:
+        raise DataError(f"{path}: empty file")
+    header = [h.strip().lower() for h in rows[0]]
+    text_col = next((header.index(c) for c in TEXT_COLUMNS if c in header), None)
+    label_col = next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
+    if text_col is None or label_col is None:
+        raise DataError(
+            f"{path}: header {rows[0]} needs a text column ({', '.join(TEXT_COLUMNS)}) "
+            f"and a label column ({', '.join(LABEL_COLUMNS)})"
+        )
+    examples = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) <= max(text_col, label_col):
+            raise DataError(f"{path}: line {number} has {len(row)} columns, expected {len(header)}")
+        text, label = row[text_col].strip(), row[label_col].strip()
+        if text:
+            examples.append((text, label))
+    if not examples:
+        raise DataError(f"{path}: no examples")
+    return examples
+
+
+def _read_imdb_folder(path: Path) -> list[tuple[str, str]]:
+    examples = []
+    for label in ("neg", "pos"):
+        folder = path / label
+        if not folder.is_dir():
+            raise DataError(f"{path}: the aclImdb layout needs a {label}/ folder")
+        for file in sorted(folder.glob("*.txt")):
+            text = " ".join(read_lines(file)).replace("<br />", " ").strip()
+            if text:
+                examples.append((text, "1" if label == "pos" else "0"))
+    return examples
+
+
+def read_langid(
+    data_dir: str | Path, languages: Sequence[str], split: str
+) -> list[tuple[str, str]]:
+    """One file per language (`split.lang[.gz]`) -> (line, language) examples."""
+    examples = []
+    for language in languages:
+        lines = [line.strip() for line in read_lines(find_split(data_dir, split, language))]
+        examples.extend((line, language) for line in lines if line)
+    return examples
+
+
+def label_counts(examples: Sequence[tuple[str, str]]) -> dict[str, int]:
+    return dict(sorted(Counter(label for _, label in examples).items()))
+
+
+# tf.data pipelines over already-tokenized ids.
+
+
+def _bucketed(
+    dataset: tf.data.Dataset,
+    length_of: object,
+    tokens_per_batch: int,
+    max_length: int,
+    max_batch: int,
+) -> tf.data.Dataset:
+    boundaries = [
+        b for b in (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256) if b < max_length
+    ]
+    sizes = [max(1, min(max_batch, tokens_per_batch // b)) for b in [*boundaries, max_length]]
+    return dataset.bucket_by_sequence_length(
+        length_of,
+        boundaries,
+        sizes,
+        padded_shapes=None,
+        padding_values=None,
+        pad_to_bucket_boundary=False,
+        drop_remainder=False,
+    )
+
+
+def translation_dataset(
+    pairs: Sequence[tuple[list[int], list[int]]],
+    *,
+    batch_tokens: int,
+    shuffle: bool,
+    seed: int,
+    max_length: int,
+) -> tf.data.Dataset:
+    """((source + </s>, <s> + target), target + </s>) batches of about batch_tokens tokens."""
+    sources = [np.array([*s, EOS_ID], np.int32) for s, _ in pairs]
+    targets = [np.array([BOS_ID, *t, EOS_ID], np.int32) for _, t in pairs]
+    spec = tf.TensorSpec([None], tf.int32)
+
+    def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        yield from zip(sources, targets, strict=True)
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec)).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+
+    def length(source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        return tf.maximum(tf.shape(source)[0], tf.shape(target)[0])
+
+    dataset = _bucketed(dataset, length, batch_tokens, max_length + 2, max_batch=1024)
+    dataset = dataset.map(lambda s, t: ((s, t[:, :-1]), t[:, 1:]))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def classification_dataset(
+    examples: Sequence[tuple[list[int], int]],
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    max_length: int,
+) -> tf.data.Dataset:
+    """(ids, label) batches of up to batch_size examples of similar length."""
+    ids = [np.array(i[:max_length] or [PAD_ID], np.int32) for i, _ in examples]
+    labels = [np.int32(label) for _, label in examples]
+
+    def generate() -> Iterator[tuple[np.ndarray, np.int32]]:
+        yield from zip(ids, labels, strict=True)
+
+    signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    dataset = _bucketed(
+        dataset, lambda x, y: tf.shape(x)[0], batch_size * 32, max_length + 1, batch_size
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)

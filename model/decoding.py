@@ -1,0 +1,341 @@
+"""Batched greedy and beam search over a key/value cache, each one compiled loop.
+
+The encoder runs once per batch; the decoder runs one position per step, appending its
+self-attention keys/values to a fixed-size cache while the cross-attention keys/values
+are computed once. Greedy and beam search share `Seq2SeqTransformer.decode_step`.
+Shapes are padded to a few buckets so that new request shapes reuse compiled graphs;
+`Decoder.compilations` counts the traces so a recompilation storm shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import tensorflow as tf
+
+from model.transformer import Seq2SeqTransformer
+from tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+log = logging.getLogger(__name__)
+
+MAX_BEAM_SIZE = 8
+_NEG_INF = -1e9
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    beam_size: int = 1
+    num_return: int = 1  # n-best hypotheses per source (<= beam_size)
+    length_penalty: float = 0.6  # GNMT's alpha: ((5 + len) / 6) ** alpha
+    max_length_ratio: float = 1.5  # output may be this much longer than the source...
+    max_length_offset: int = 10  # ...plus this many tokens,
+    max_length: int = 200  # and never longer than this hard cap.
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.beam_size <= MAX_BEAM_SIZE:
+            raise ValueError(f"beam_size must be between 1 and {MAX_BEAM_SIZE}")
+        if not 1 <= self.num_return <= self.beam_size:
+            raise ValueError("num_return must be between 1 and beam_size")
+        if self.max_length < 1:
+            raise ValueError("max_length must be positive")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    ids: list[int]  # without <s> and </s>
+    score: float  # mean log-probability per generated token (</s> included)
+    ranking_score: float  # total log-probability / length penalty; beams are sorted by it
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return max(multiple, -(-value // multiple) * multiple)
+
+
+def batch_bucket(size: int) -> int:
+    """1, 2, 4, 8, 16, 32, 48, 64, 96, 128, ...: at most 1.5x the real batch."""
+    bucket = 1
+    while bucket < size:
+        bucket = bucket * 2 if bucket < 32 or bucket & (bucket - 1) else bucket * 3 // 2
+    return bucket
+
+
+class Decoder:
+    """Translates batches of token-id sequences with a trained Seq2SeqTransformer.
+
+    Thread-safe for concurrent callers (the compiled functions are shared); a service
+    runs one batch at a time per model anyway.
+    """
+
+    def __init__(
+        self,
+        model: Seq2SeqTransformer,
+        *,
+        jit_compile: bool = False,
+        length_bucket: int = 8,
+        on_compile: Callable[[str], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.jit_compile = jit_compile
+        self.length_bucket = length_bucket
+        self.compilations = 0
+        self._on_compile = on_compile
+        self._lock = threading.Lock()
+        # Without XLA one graph serves every shape (dimensions left unknown); XLA needs
+        # static shapes, so it traces once per bucketed shape.
+        dynamic = (
+            None
+            if jit_compile
+            else [
+                tf.TensorSpec([None, None], tf.int32),  # source ids
+                tf.TensorSpec([None], tf.int32),  # per-sentence length limits
+                tf.TensorSpec([], tf.int32),  # loop length
+            ]
+        )
+        self._greedy = tf.function(
+            self._greedy_loop, jit_compile=jit_compile, input_signature=dynamic
+        )
+        beam_signature = None if dynamic is None else [*dynamic, tf.TensorSpec([], tf.float32)]
+        self._beams = {
+            k: tf.function(
+                partial(self._beam_loop, beam_size=k),
+                jit_compile=jit_compile,
+                input_signature=beam_signature,
+            )
+            for k in range(2, MAX_BEAM_SIZE + 1)
+        }
+
+    @property
+    def model_max_length(self) -> int:
+        return self.model.model_config.max_length
+
+    def translate(
+        self, sources: Sequence[Sequence[int]], options: DecodeOptions = DecodeOptions()
+    ) -> list[list[Hypothesis]]:
+        """sources: subword ids without specials -> n-best hypotheses per source."""
+        if not sources:
+            return []
+        source_ids, limits, max_len = self._prepare(sources, options)
+        if options.beam_size == 1:
+            tokens, totals, lengths = self._greedy(source_ids, limits, max_len)
+            tokens, totals, lengths = tokens[:, None], totals[:, None], lengths[:, None]
+        else:
+            tokens, totals, lengths = self._beams[options.beam_size](
+                source_ids, limits, max_len, tf.constant(options.length_penalty, tf.float32)
+            )
+        return self._hypotheses(
+            tokens.numpy(), totals.numpy(), lengths.numpy(), len(sources), options
+        )
+
+    def _prepare(
+        self, sources: Sequence[Sequence[int]], options: DecodeOptions
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        # Leave room for </s> inside the positional table.
+        longest = min(max(len(s) for s in sources) + 1, self.model_max_length)
+        src_len = min(_round_up(longest, self.length_bucket), self.model_max_length)
+        batch = batch_bucket(len(sources)) if self.jit_compile else len(sources)
+        source_ids = np.full((batch, src_len), PAD_ID, dtype=np.int32)
+        limits = np.zeros((batch,), dtype=np.int32)
+        cap = min(options.max_length, self.model_max_length - 1)
+        for row, ids in enumerate(sources):
+            ids = [*list(ids)[:src_len - 1], EOS_ID]
+            source_ids[row, : len(ids)] = ids
+            limits[row] = min(
+                cap, int(len(ids) * options.max_length_ratio) + options.max_length_offset
+            )
+        # The loop length depends on the bucket, not the sentence, so shapes stay few.
+        max_len = min(cap, int(src_len * options.max_length_ratio) + options.max_length_offset)
+        return tf.constant(source_ids), tf.constant(limits), tf.constant(max_len, tf.int32)
+
+    def _count_compilation(self, kind: str) -> None:
+        # Runs only while tracing: a Python side effect inside a tf.function.
+        with self._lock:
+            self.compilations += 1
+        log.info("compiling %s decoder graph (#%d)", kind, self.compilations)
+        if self._on_compile is not None:
+            self._on_compile(kind)
+
+    def _greedy_loop(
+        self, source_ids: tf.Tensor, limits: tf.Tensor, max_len: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        self._count_compilation("greedy")
+        model = self.model
+        memory, memory_mask, _ = model.encode(source_ids)
+        cache = model.init_cache(memory, max_len)
+        batch = tf.shape(source_ids)[0]
+        out = tf.TensorArray(tf.int32, size=max_len, element_shape=source_ids.shape[:1])
+
+        def body(i, ids, cache, finished, totals, lengths, out):  # type: ignore[no-untyped-def]
+            log_probs, cache, _ = model.decode_step(ids, i, cache, memory_mask)
+            log_probs = _constrain(log_probs, i >= limits - 1)
+            next_ids = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (batch,)
+            picked = tf.gather(log_probs, next_ids, batch_dims=1)
+            next_ids = tf.where(finished, PAD_ID, next_ids)
+            totals += tf.where(finished, 0.0, picked)
+            lengths += tf.cast(~finished, tf.int32)
+            finished |= next_ids == EOS_ID
+            return i + 1, next_ids, cache, finished, totals, lengths, out.write(i, next_ids)
+
+        def cond(i, ids, cache, finished, *_):  # type: ignore[no-untyped-def]
+            return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
+
+        _, _, _, _, totals, lengths, out = tf.while_loop(
+            cond,
+            body,
+            (
+                tf.constant(0),
+                tf.fill([batch], BOS_ID),
+                cache,
+                tf.zeros([batch], tf.bool),
+                tf.zeros([batch], tf.float32),
+                tf.zeros([batch], tf.int32),
+                out,
+            ),
+        )
+        return tf.transpose(out.stack()), totals, lengths  # (batch, steps)
+
+    def _beam_loop(
+        self,
+        source_ids: tf.Tensor,
+        limits: tf.Tensor,
+        max_len: tf.Tensor,
+        length_penalty: tf.Tensor,
+        *,
+        beam_size: int,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        self._count_compilation(f"beam{beam_size}")
+        model, k = self.model, beam_size
+        batch = tf.shape(source_ids)[0]
+        memory, memory_mask, _ = model.encode(source_ids)
+        memory = tf.repeat(memory, k, axis=0)  # (batch * k, src_len, d_model)
+        memory_mask = tf.repeat(memory_mask, k, axis=0)
+        limits = tf.repeat(limits, k)
+        cache = model.init_cache(memory, max_len)
+        vocab = model.model_config.vocab_size
+        # Only beam 0 is live at first, so the k beams do not start as copies.
+        totals = tf.tile(tf.constant([[0.0] + [_NEG_INF] * (k - 1)]), [batch, 1])
+        base = tf.range(batch)[:, None] * k  # (batch, 1): row offset of each sentence's beams
+        pad_only = tf.one_hot(PAD_ID, vocab, on_value=0.0, off_value=_NEG_INF)
+
+        def body(i, ids, cache, finished, totals, lengths, tokens):  # type: ignore[no-untyped-def]
+            log_probs, cache, _ = model.decode_step(ids, i, cache, memory_mask)
+            log_probs = _constrain(log_probs, i >= limits - 1)
+            # A finished beam continues with padding at no cost, keeping its score.
+            log_probs = tf.where(tf.reshape(finished, [-1, 1]), pad_only, log_probs)
+            candidates = tf.reshape(totals, [-1, 1]) + log_probs  # (batch * k, vocab)
+            candidates = tf.reshape(candidates, [batch, k * vocab])
+            totals, flat = tf.math.top_k(candidates, k=k)  # (batch, k)
+            origin = flat // vocab
+            next_ids = flat % vocab
+            rows = tf.reshape(base + origin, [-1])  # (batch * k,) rows of the surviving beams
+            cache = {
+                "self": [(tf.gather(a, rows), tf.gather(b, rows)) for a, b in cache["self"]],
+                "cross": cache["cross"],
+            }
+            was_finished = tf.gather(tf.reshape(finished, [-1]), rows)
+            lengths = tf.gather(tf.reshape(lengths, [-1]), rows) + tf.cast(~was_finished, tf.int32)
+            tokens = tf.gather(tokens, rows)
+            tokens = tokens + tf.one_hot(i, max_len, dtype=tf.int32) * tf.reshape(next_ids, [-1, 1])
+            finished = tf.reshape(was_finished | (tf.reshape(next_ids, [-1]) == EOS_ID), [batch, k])
+            return (
+                i + 1,
+                tf.reshape(next_ids, [-1]),
+                cache,
+                finished,
+                totals,
+                tf.reshape(lengths, [batch, k]),
+                tokens,
+            )
+
+        def cond(i, ids, cache, finished, *_):  # type: ignore[no-untyped-def]
+            return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
+
+        _, _, _, _, totals, lengths, tokens = tf.while_loop(
+            cond,
+            body,
+            (
+                tf.constant(0),
+                tf.fill([batch * k], BOS_ID),
+                cache,
+                tf.zeros([batch, k], tf.bool),
+                totals,
+                tf.zeros([batch, k], tf.int32),
+                tf.zeros([batch * k, max_len], tf.int32),
+            ),
+        )
+        # Rank each sentence's beams by length-normalized score (GNMT's penalty).
+        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
+        order = tf.argsort(totals / penalty, axis=-1, direction="DESCENDING")
+        tokens = tf.gather(tf.reshape(tokens, [batch, k, -1]), order, batch_dims=1)
+        return (
+            tokens,
+            tf.gather(totals, order, batch_dims=1),
+            tf.gather(lengths, order, batch_dims=1),
+        )
+
+    @staticmethod
+    def _hypotheses(
+        tokens: np.ndarray,
+        totals: np.ndarray,
+        lengths: np.ndarray,
+        count: int,
+        options: DecodeOptions,
+    ) -> list[list[Hypothesis]]:
+        results = []
+        for row in range(count):
+            nbest = []
+            for beam in range(options.num_return):
+                ids = [int(t) for t in tokens[row, beam]]
+                ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids
+                ids = [t for t in ids if t != PAD_ID]
+                length = max(int(lengths[row, beam]), 1)
+                total = float(totals[row, beam])
+                penalty = ((5.0 + length) / 6.0) ** options.length_penalty
+                nbest.append(Hypothesis(ids, total / length, total / penalty))
+            if options.beam_size == 1:
+                nbest = nbest[:1]
+            results.append(nbest)
+        return results
+
+
+def _constrain(log_probs: tf.Tensor, at_limit: tf.Tensor) -> tf.Tensor:
+    """Never emit <pad> or <s>; rows at their length limit may only emit </s>."""
+    vocab = tf.shape(log_probs)[-1]
+    never = tf.one_hot([PAD_ID, BOS_ID], vocab, on_value=_NEG_INF, off_value=0.0)
+    log_probs = log_probs + tf.reduce_sum(never, axis=0)[None, :]
+    eos_only = tf.one_hot(EOS_ID, vocab, on_value=0.0, off_value=_NEG_INF)
+    return tf.where(at_limit[:, None], eos_only[None, :], log_probs)
+
+
+def attention_maps(
+    model: Seq2SeqTransformer, source_ids: Sequence[int], target_ids: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """All attention for one (source, output) pair: one teacher-forced pass.
+
+    The causal decoder sees exactly what it saw step by step while decoding, so the weights
+    equal those of the cached loop. Arrays are [layer][head][query][key].
+    Source rows are the pieces plus </s>; target rows are <s> plus the pieces (the query
+    at position t predicts token t).
+    """
+    src = np.array([[*source_ids, EOS_ID]], dtype=np.int32)
+    tgt = np.array([[BOS_ID, *target_ids]], dtype=np.int32)
+    _, attention = model((src, tgt), return_attention=True)
+    return {name: np.stack([a[0].numpy() for a in layers]) for name, layers in attention.items()}
+
+
+def flops_per_token(model: Seq2SeqTransformer, source_len: int, context_len: int) -> float:
+    """Multiply-adds x2 of one cached decoding step, for throughput-to-peak ratios."""
+    c = model.model_config
+    d, f = c.d_model, c.d_ff
+    per_layer = 2 * (
+        4 * d * d  # self-attention projections (q, k, v, out) for one position
+        + 2 * d * d  # cross-attention q and output projections
+        + 2 * d * f  # feed-forward
+        + 2 * d * context_len  # self-attention scores and context
+        + 2 * d * source_len  # cross-attention scores and context
+    )
+    return c.decoder_layers * per_layer + 2 * d * c.vocab_size

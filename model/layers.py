@@ -1,0 +1,324 @@
+"""Transformer building blocks, one small Keras layer per idea.
+
+Attention returns its weights as values (never stashed on the layer) and can run one
+decoding step at a time against a key/value cache. Blocks are pre-norm: the residual
+path stays an identity, which trains stably from scratch without the careful warmup a
+post-norm stack needs, at the price of one final LayerNorm per stack.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+# Masked logits get this value; representable in float16 and still ~0 after softmax.
+_MASK_VALUE = -1e4
+
+
+def _serializable(cls: type) -> type:
+    return keras.saving.register_keras_serializable(package="nlp")(cls)
+
+
+@_serializable
+class MultiHeadAttention(keras.layers.Layer):
+    """Scaled dot-product attention over `num_heads` heads of `key_dim` each.
+
+    The projections have the same shapes and order as `keras.layers.MultiHeadAttention`
+    (query, key, value, output), so its weights load here one for one.
+    """
+
+    def __init__(self, *, num_heads: int, key_dim: int, dropout: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.dropout = dropout
+        projection = dict(output_shape=(None, num_heads, key_dim), bias_axes="de")
+        self.query_dense = keras.layers.EinsumDense("abc,cde->abde", name="query", **projection)
+        self.key_dense = keras.layers.EinsumDense("abc,cde->abde", name="key", **projection)
+        self.value_dense = keras.layers.EinsumDense("abc,cde->abde", name="value", **projection)
+        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.output_dense: keras.layers.EinsumDense | None = None
+
+    def build(self, query_shape: tuple[int | None, ...], value_shape: Any = None) -> None:
+        value_shape = query_shape if value_shape is None else value_shape
+        d_model = query_shape[-1]
+        self.query_dense.build(query_shape)
+        self.key_dense.build(value_shape)
+        self.value_dense.build(value_shape)
+        self.output_dense = keras.layers.EinsumDense(
+            "abcd,cde->abe", output_shape=(None, d_model), bias_axes="e", name="attention_output"
+        )
+        self.output_dense.build((None, None, self.num_heads, self.key_dim))
+
+    def project_key_value(self, value: Any) -> tuple[Any, Any]:
+        """Keys and values for `value`; cross-attention computes these once per batch."""
+        return self.key_dense(value), self.value_dense(value)  # (batch, len, heads, key_dim)
+
+    def call(
+        self,
+        query: Any,
+        value: Any,
+        attention_mask: Any = None,
+        training: bool = False,
+    ) -> tuple[Any, Any]:
+        key, value = self.project_key_value(value)
+        return self.attend(query, key, value, attention_mask, training=training)
+
+    def attend(
+        self, query: Any, key: Any, value: Any, attention_mask: Any = None, training: bool = False
+    ) -> tuple[Any, Any]:
+        """Attends `query` (batch, q_len, d_model) to projected keys/values.
+
+        attention_mask: boolean, broadcastable to (batch, q_len, k_len); True = may attend.
+        Returns the output (batch, q_len, d_model) and weights (batch, heads, q_len, k_len).
+        """
+        q = self.query_dense(query)  # (batch, q_len, heads, key_dim)
+        q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+        logits = ops.einsum("aqhd,akhd->ahqk", q, key)  # (batch, heads, q_len, k_len)
+        # Softmax in float32: under mixed precision float16 logits saturate.
+        logits = ops.cast(logits, "float32")
+        if attention_mask is not None:
+            mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
+            logits = ops.where(mask, logits, _MASK_VALUE)
+        scores = ops.softmax(logits, axis=-1)
+        weights = ops.cast(self.dropout_layer(scores, training=training), value.dtype)
+        context = ops.einsum("ahqk,akhd->aqhd", weights, value)  # (batch, q_len, heads, key_dim)
+        return self.output_dense(context), scores  # type: ignore[misc]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout)
+        return config
+
+
+def sinusoid_table(length: int, depth: int) -> np.ndarray:
+    """The fixed positional encodings of "Attention Is All You Need", (length, depth)."""
+    positions = np.arange(length)[:, None]
+    rates = 1.0 / np.power(10000.0, (2 * (np.arange(depth) // 2)) / depth)
+    angles = positions * rates[None, :]
+    table = np.zeros((length, depth), dtype="float32")
+    table[:, 0::2] = np.sin(angles[:, 0::2])
+    table[:, 1::2] = np.cos(angles[:, 1::2])
+    return table
+
+
+@_serializable
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    """Learned token embeddings scaled by sqrt(d_model), plus sinusoidal positions.
+
+    The token matrix also serves as the (tied) output projection through `logits`.
+    """
+
+    def __init__(
+        self, *, vocab_size: int, d_model: int, max_length: int, dropout: float, **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.max_length = max_length
+        self.dropout = dropout
+        self.token_embedding = keras.layers.Embedding(
+            vocab_size,
+            d_model,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=d_model**-0.5),
+            name="tokens",
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.positions = ops.convert_to_tensor(sinusoid_table(max_length, d_model))
+
+    def build(self, input_shape: Any) -> None:
+        self.token_embedding.build(input_shape)
+
+    def call(self, token_ids: Any, start: Any = 0, training: bool = False) -> Any:
+        """token_ids (batch, len) -> (batch, len, d_model); positions start at `start`."""
+        x = self.token_embedding(token_ids) * ops.cast(math.sqrt(self.d_model), self.compute_dtype)
+        length = ops.shape(token_ids)[1]
+        positions = ops.slice(self.positions, (start, 0), (length, self.d_model))
+        x = x + ops.cast(positions, x.dtype)[None]
+        return self.dropout_layer(x, training=training)
+
+    def logits(self, hidden: Any) -> Any:
+        """Tied output projection: (batch, len, d_model) -> (batch, len, vocab) in float32."""
+        matrix = ops.cast(self.token_embedding.embeddings, hidden.dtype)
+        return ops.cast(ops.einsum("bld,vd->blv", hidden, matrix), "float32")
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            d_model=self.d_model,
+            max_length=self.max_length,
+            dropout=self.dropout,
+        )
+        return config
+
+
+@_serializable
+class FeedForward(keras.layers.Layer):
+    """Position-wise two-layer network with a ReLU, as in the paper."""
+
+    def __init__(self, *, d_model: int, d_ff: int, dropout: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.d_model = d_model
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.hidden = keras.layers.Dense(d_ff, activation="relu", name="hidden")
+        self.project = keras.layers.Dense(d_model, name="project")
+        self.dropout_layer = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape: Any) -> None:
+        self.hidden.build(input_shape)
+        self.project.build((*input_shape[:-1], self.d_ff))
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        return self.project(self.dropout_layer(self.hidden(x), training=training))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(d_model=self.d_model, d_ff=self.d_ff, dropout=self.dropout)
+        return config
+
+
+class _Block(keras.layers.Layer):
+    """Shared constructor arguments of encoder and decoder blocks."""
+
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float,
+        attention_dropout: float = 0.0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.residual_dropout = keras.layers.Dropout(dropout)
+        self.feed_forward = FeedForward(d_model=d_model, d_ff=d_ff, dropout=dropout, name="ffn")
+        self.ffn_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ffn_norm")
+
+    def _attention(self, name: str) -> MultiHeadAttention:
+        return MultiHeadAttention(
+            num_heads=self.num_heads,
+            key_dim=self.d_model // self.num_heads,
+            dropout=self.attention_dropout,
+            name=name,
+        )
+
+    def _feed_forward(self, x: Any, training: bool) -> Any:
+        y = self.feed_forward(self.ffn_norm(x), training=training)
+        return x + self.residual_dropout(y, training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            d_model=self.d_model,
+            num_heads=self.num_heads,
+            d_ff=self.d_ff,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+        )
+        return config
+
+
+@_serializable
+class EncoderBlock(_Block):
+    """Global self-attention, then feed-forward; each with its own norm and residual."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.self_attention = self._attention("self_attention")
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
+
+    def build(self, input_shape: Any) -> None:
+        for layer in (self.attention_norm, self.ffn_norm, self.feed_forward):
+            layer.build(input_shape)
+        self.self_attention.build(input_shape, input_shape)
+
+    def call(self, x: Any, padding_mask: Any, training: bool = False) -> tuple[Any, Any]:
+        """x (batch, len, d_model), padding_mask (batch, 1, len) -> (x, attention weights)."""
+        h = self.attention_norm(x)
+        y, scores = self.self_attention(h, h, attention_mask=padding_mask, training=training)
+        x = x + self.residual_dropout(y, training=training)
+        return self._feed_forward(x, training), scores
+
+
+@_serializable
+class DecoderBlock(_Block):
+    """Causal self-attention, cross-attention, feed-forward: three separate norms.
+
+    (The seeds reused one add-and-norm layer for two sublayers; each has its own here.)
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.self_attention = self._attention("self_attention")
+        self.cross_attention = self._attention("cross_attention")
+        self.self_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="self_norm")
+        self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="cross_norm")
+
+    def build(self, input_shape: Any) -> None:
+        for layer in (self.self_norm, self.cross_norm, self.ffn_norm, self.feed_forward):
+            layer.build(input_shape)
+        self.self_attention.build(input_shape, input_shape)
+        self.cross_attention.build(input_shape, input_shape)
+
+    def call(
+        self,
+        x: Any,
+        memory: Any,
+        causal_mask: Any,
+        memory_mask: Any,
+        training: bool = False,
+    ) -> tuple[Any, Any, Any]:
+        """Teacher-forced pass over the whole target prefix.
+
+        x (batch, tgt_len, d_model); memory (batch, src_len, d_model);
+        causal_mask (batch, tgt_len, tgt_len); memory_mask (batch, 1, src_len).
+        """
+        h = self.self_norm(x)
+        y, self_scores = self.self_attention(h, h, attention_mask=causal_mask, training=training)
+        x = x + self.residual_dropout(y, training=training)
+        h = self.cross_norm(x)
+        y, cross_scores = self.cross_attention(
+            h, memory, attention_mask=memory_mask, training=training
+        )
+        x = x + self.residual_dropout(y, training=training)
+        return self._feed_forward(x, training), self_scores, cross_scores
+
+    def step(
+        self,
+        x: Any,
+        index: Any,
+        self_cache: tuple[Any, Any],
+        cross_cache: tuple[Any, Any],
+        memory_mask: Any,
+    ) -> tuple[Any, tuple[Any, Any], Any, Any]:
+        """One decoding step at position `index` (inference only, no dropout).
+
+        x (batch, 1, d_model); self_cache: keys and values (batch, max_len, heads, key_dim)
+        with positions < index filled; cross_cache: the memory's keys and values.
+        Returns the output, the updated self cache, and both attention weights.
+        """
+        h = self.self_norm(x)
+        new_key, new_value = self.self_attention.project_key_value(h)  # (batch, 1, heads, dim)
+        max_len = ops.shape(self_cache[0])[1]
+        slot = ops.reshape(ops.one_hot(index, max_len, dtype=new_key.dtype), (1, -1, 1, 1))
+        key = self_cache[0] * (1 - slot) + new_key * slot
+        value = self_cache[1] * (1 - slot) + new_value * slot
+        visible = ops.reshape(ops.arange(max_len) <= index, (1, 1, -1))  # (1, 1, max_len)
+        y, self_scores = self.self_attention.attend(h, key, value, visible)
+        x = x + y
+        h = self.cross_norm(x)
+        y, cross_scores = self.cross_attention.attend(h, *cross_cache, memory_mask)
+        x = x + y
+        return self._feed_forward(x, False), (key, value), self_scores, cross_scores

@@ -1,0 +1,97 @@
+"""Training callbacks and the curves plot written into every artifact."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+log = logging.getLogger(__name__)
+
+
+class TokensPerSecond(keras.callbacks.Callback):
+    """Replaces the `tokens` count metric by throughput in the progress bar and history."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def _convert(self, logs: dict[str, Any] | None) -> None:
+        if logs and "tokens" in logs:
+            elapsed = max(time.perf_counter() - self._start, 1e-6)
+            logs["tokens_per_sec"] = float(logs.pop("tokens")) / elapsed
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._convert(logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs.pop("val_tokens", None)
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+        self._convert(logs)
+
+
+class EpochWeights(keras.callbacks.Callback):
+    """Keeps every epoch's weights and validation loss, for checkpoint averaging."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.model.save_weights(self.folder / f"epoch_{epoch + 1:03d}.weights.h5")
+        record = {"epoch": epoch + 1, "val_loss": float((logs or {}).get("val_loss", "nan"))}
+        with (self.folder / "epochs.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def best(self, count: int) -> list[Path]:
+        """Weight files of the `count` epochs with the lowest validation loss."""
+        path = self.folder / "epochs.jsonl"
+        records = (
+            [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        )
+        latest = {r["epoch"]: r["val_loss"] for r in records}  # a resumed run rewrites epochs
+        ranked = sorted(latest.items(), key=lambda item: item[1])[:count]
+        return [self.folder / f"epoch_{epoch:03d}.weights.h5" for epoch, _ in ranked]
+
+
+def average_weights(model: keras.Model, files: list[Path]) -> None:
+    """Sets the model's weights to the mean of the given checkpoints."""
+    total = None
+    for file in files:
+        model.load_weights(file)
+        weights = [w.astype("float64") for w in model.get_weights()]
+        total = weights if total is None else [a + b for a, b in zip(total, weights, strict=True)]
+    assert total is not None
+    model.set_weights([(w / len(files)).astype("float32") for w in total])
+
+
+def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
+    """Training and validation loss and accuracy per epoch."""
+    panels = [name for name in ("loss", "accuracy") if name in history]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for axis, name in zip(axes[0], panels, strict=True):
+        epochs = range(1, len(history[name]) + 1)
+        axis.plot(epochs, history[name], marker="o", label="training")
+        if f"val_{name}" in history:
+            axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,242 @@
+"""`python -m model.train {translation,sentiment,langid} ...`: train and publish a model.
+
+Every hyperparameter of the chosen preset can be overridden by a flag; the configuration
+actually used is written into the artifact's manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from model.cli import setup_logging, user_errors
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+log = logging.getLogger("model.train")
+
+Preset = Annotated[str, typer.Option(help="tiny (tests, seconds), small (CPU), base")]
+Out = Annotated[Path, typer.Option(help="artifacts root; writes <out>/<task>/<name>/<version>/")]
+Opt = typer.Option
+
+
+def _configs(task: str, preset_name: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    from model.config import ModelConfig, TrainConfig, preset
+
+    model_config, train_config = preset(preset_name, task)  # type: ignore[arg-type]
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "layers" in given:
+        given["encoder_layers"] = given["decoder_layers"] = given.pop("layers")
+    model_fields = set(ModelConfig.__dataclass_fields__)
+    train_fields = set(TrainConfig.__dataclass_fields__)
+    model_config = model_config.replace(**{k: v for k, v in given.items() if k in model_fields})
+    train_config = train_config.replace(**{k: v for k, v in given.items() if k in train_fields})
+    if "vocab_size" in given:
+        model_config = model_config.replace(vocab_size=given["vocab_size"])
+    return model_config, train_config
+
+
+def _resolve_precision(flag: str) -> bool:
+    if flag == "auto":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return flag == "on"
+
+
+def _hyper(
+    d_model: Annotated[int | None, Opt(help="model width")] = None,
+    num_heads: Annotated[int | None, Opt(help="attention heads")] = None,
+    d_ff: Annotated[int | None, Opt(help="feed-forward width")] = None,
+    layers: Annotated[int | None, Opt(help="encoder and decoder layers")] = None,
+    dropout: Annotated[float | None, Opt()] = None,
+    attention_dropout: Annotated[float | None, Opt()] = None,
+    epochs: Annotated[int | None, Opt()] = None,
+    batch_tokens: Annotated[int | None, Opt(help="translation batch size in tokens")] = None,
+    batch_size: Annotated[int | None, Opt(help="classifier batch size in examples")] = None,
+    warmup_steps: Annotated[int | None, Opt()] = None,
+    learning_rate_scale: Annotated[float | None, Opt()] = None,
+    label_smoothing: Annotated[float | None, Opt()] = None,
+    vocab_size: Annotated[int | None, Opt(help="SentencePiece vocabulary size")] = None,
+    early_stopping_patience: Annotated[int | None, Opt()] = None,
+    average_checkpoints: Annotated[int | None, Opt(help="average the N best epochs")] = None,
+    beam_size: Annotated[int | None, Opt(help="beam for the final validation score")] = None,
+    seed: Annotated[int | None, Opt()] = None,
+    strategy: Annotated[str | None, Opt(help="default | mirrored | multiworker")] = None,
+) -> dict[str, Any]:
+    return dict(locals())
+
+
+def _hyper_options(func: Any) -> Any:
+    """Appends _hyper's flags to a command (typer reads the signature)."""
+    import inspect
+
+    own = inspect.signature(func, eval_str=True)
+    kept = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    extra = [
+        p.replace(kind=p.KEYWORD_ONLY)
+        for p in inspect.signature(_hyper, eval_str=True).parameters.values()
+    ]
+    func.__signature__ = own.replace(parameters=[*kept, *extra])
+    return func
+
+
+def _run(
+    task: str,
+    corpus: Any,
+    preset_name: str,
+    out: Path,
+    precision: str,
+    normalizer: str | None,
+    labels: tuple[str, ...] | None,
+    hyper: dict[str, Any],
+) -> None:
+    from model.training import train
+
+    model_config, train_config = _configs(task, preset_name, hyper)
+    if normalizer:
+        model_config = model_config.replace(normalizer=normalizer)
+    if labels:
+        model_config = model_config.replace(labels=labels)
+    train_config = train_config.replace(mixed_precision=_resolve_precision(precision))
+    path = train(corpus, model_config, train_config, out)
+    typer.echo(str(path))
+
+
+@app.command()
+@_hyper_options
+@user_errors
+def translation(
+    out: Out = Path("runs"),
+    preset: Preset = "small",
+    source: Annotated[str, Opt(help="source language code")] = "en",
+    target: Annotated[str, Opt(help="target language code")] = "de",
+    data_dir: Annotated[
+        Path | None, Opt(help="folder with train.<lang>[.gz], val.<lang>[.gz]")
+    ] = None,
+    pairs: Annotated[
+        Path | None, Opt(help="TSV pairs: source TAB target [TAB attribution]")
+    ] = None,
+    validation_fraction: Annotated[float, Opt(help="held out of --pairs for validation")] = 0.05,
+    max_train_lines: Annotated[int | None, Opt(help="use only the first N training pairs")] = None,
+    test_split: Annotated[str | None, Opt(help="also score this split of --data-dir")] = None,
+    mixed_precision: Annotated[str, Opt(help="auto (on a GPU) | on | off")] = "auto",
+    **hyper: Any,
+) -> None:
+    """Train a sequence-to-sequence Transformer on parallel text."""
+    setup_logging()
+    from model import data
+    from model.training import Corpus
+
+    if (data_dir is None) == (pairs is None):
+        raise ValueError("give exactly one of --data-dir and --pairs")
+    sources: dict[str, Any] = {}
+    test = None
+    if data_dir is not None:
+        train_pairs = data.read_parallel(
+            data.find_split(data_dir, "train", source), data.find_split(data_dir, "train", target)
+        )
+        val_pairs = data.read_parallel(
+            data.find_split(data_dir, "val", source), data.find_split(data_dir, "val", target)
+        )
+        if test_split:
+            test = data.read_parallel(
+                data.find_split(data_dir, test_split, source),
+                data.find_split(data_dir, test_split, target),
+            )
+        sources = {"data_dir": str(data_dir), "validation": "val", "test": test_split}
+    else:
+        assert pairs is not None
+        all_pairs = data.read_pairs_tsv(pairs)
+        random.Random(hyper.get("seed") or 1234).shuffle(all_pairs)
+        held = max(1, int(len(all_pairs) * validation_fraction))
+        train_pairs, val_pairs = all_pairs[held:], all_pairs[:held]
+        sources = {"pairs": str(pairs), "validation_fraction": validation_fraction}
+    if max_train_lines:
+        train_pairs = train_pairs[:max_train_lines]
+    corpus = Corpus(f"{source}-{target}", train_pairs, val_pairs, sources, source, target, test)
+    _run("translation", corpus, preset, out, mixed_precision, None, None, hyper)
+
+
+def _labels_for(examples: list[tuple[str, str]]) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """SST-2's 0/1 become NEGATIVE/POSITIVE; other label names are upper-cased."""
+    names = sorted({label for _, label in examples})
+    if names == ["0", "1"]:
+        mapping = {"0": "NEGATIVE", "1": "POSITIVE"}
+    else:
+        mapping = {n: n.upper() for n in names}
+    return tuple(mapping[n] for n in names), [(t, mapping[lab]) for t, lab in examples]
+
+
+@app.command()
+@_hyper_options
+@user_errors
+def sentiment(
+    train: Annotated[Path, Opt(help="SST-2 TSV, CSV with text/label columns, or aclImdb folder")],
+    dev: Annotated[Path, Opt(help="validation data, same formats")],
+    out: Out = Path("runs"),
+    preset: Preset = "small",
+    name: Annotated[str, Opt(help="model name in the artifacts tree")] = "sst2",
+    normalizer: Annotated[str, Opt(help="sst (lowercase, PTB tokens) | basic")] = "sst",
+    max_train_lines: Annotated[int | None, Opt()] = None,
+    mixed_precision: Annotated[str, Opt(help="auto | on | off")] = "auto",
+    **hyper: Any,
+) -> None:
+    """Train a Transformer sentiment classifier."""
+    setup_logging()
+    from model import data
+    from model.training import Corpus
+
+    labels, train_examples = _labels_for(data.read_classification(train))
+    dev_labels, dev_examples = _labels_for(data.read_classification(dev))
+    if set(dev_labels) - set(labels):
+        raise data.DataError(
+            f"{dev}: labels {sorted(set(dev_labels) - set(labels))} not in training"
+        )
+    if max_train_lines:
+        train_examples = train_examples[:max_train_lines]
+    log.info("labels: %s", data.label_counts(train_examples))
+    corpus = Corpus(name, train_examples, dev_examples, {"train": str(train), "dev": str(dev)})
+    _run("sentiment", corpus, preset, out, mixed_precision, normalizer, labels, hyper)
+
+
+@app.command()
+@_hyper_options
+@user_errors
+def langid(
+    data_dir: Annotated[Path, Opt(help="folder with <split>.<lang>[.gz] line files")],
+    languages: Annotated[str, Opt(help="comma-separated language codes")] = "en,de,fr,cs",
+    out: Out = Path("runs"),
+    preset: Preset = "small",
+    name: Annotated[str, Opt()] = "multi30k",
+    train_split: Annotated[str, Opt()] = "train",
+    val_split: Annotated[str, Opt()] = "val",
+    max_train_lines: Annotated[int | None, Opt(help="per language")] = None,
+    mixed_precision: Annotated[str, Opt(help="auto | on | off")] = "auto",
+    **hyper: Any,
+) -> None:
+    """Train a language identifier (one training file per language)."""
+    setup_logging()
+    from model import data
+    from model.training import Corpus
+
+    codes = tuple(code.strip() for code in languages.split(",") if code.strip())
+    if len(codes) < 2:
+        raise ValueError("--languages needs at least two codes")
+    train_examples: list[tuple[str, str]] = []
+    for code in codes:
+        lines = data.read_langid(data_dir, [code], train_split)
+        train_examples += lines[:max_train_lines] if max_train_lines else lines
+    random.Random(hyper.get("seed") or 1234).shuffle(train_examples)
+    val_examples = data.read_langid(data_dir, codes, val_split)
+    corpus = Corpus(
+        name, train_examples, val_examples, {"data_dir": str(data_dir), "languages": list(codes)}
+    )
+    _run("langid", corpus, preset, out, mixed_precision, "basic", codes, hyper)
+
+
+if __name__ == "__main__":
+    app()

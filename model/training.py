@@ -1,0 +1,330 @@
+"""The training job's core: tokenize, fit, select, evaluate and publish an artifact.
+
+The CLI (`model.train`) parses flags into a ModelConfig/TrainConfig and a Corpus and calls
+`train`; tests call `train` directly with tiny configurations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model import artifacts, data
+from model.config import ModelConfig, TrainConfig
+from model.decoding import DecodeOptions
+from model.objectives import (
+    MaskedAccuracy,
+    MaskedSequenceLoss,
+    SmoothedClassLoss,
+    TokenCount,
+    transformer_optimizer,
+)
+from model.predictor import Classifier, LoadedArtifact, Translator
+from model.reporting import EpochWeights, TokensPerSecond, average_weights, plot_curves
+from model.scoring import classification_scores, translation_scores
+from model.transformer import build_model
+from tokenizers import SubwordTokenizer, normalize, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Corpus:
+    """Training and validation examples: (source, target) or (text, label) pairs."""
+
+    name: str
+    train: list[tuple[str, str]]
+    validation: list[tuple[str, str]]
+    sources: dict[str, Any] = field(default_factory=dict)  # where the data came from
+    source_language: str | None = None
+    target_language: str | None = None
+    test: list[tuple[str, str]] | None = None  # optional extra split to report
+
+
+def strategy_for(name: str) -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+    raise ValueError(f"unknown strategy {name!r}; choose default, mirrored or multiworker")
+
+
+def _fit_tokenizer(texts: Sequence[str], train: TrainConfig, work: Path) -> SubwordTokenizer:
+    """Reuses the tokenizer of an interrupted run (same data, same seed, same pieces)."""
+    path = work / "tokenizer.model"
+    if path.exists():
+        return SubwordTokenizer.load(path)
+    tokenizer = train_tokenizer(
+        texts, vocab_size=train.vocab_size, model_type=train.tokenizer_model_type
+    )
+    tokenizer.save(path)
+    return tokenizer
+
+
+def _encode_pairs(
+    tokenizer: SubwordTokenizer, pairs: Sequence[tuple[str, str]], train: TrainConfig, what: str
+) -> list[tuple[list[int], list[int]]]:
+    sources = tokenizer.encode_batch([s for s, _ in pairs])
+    targets = tokenizer.encode_batch([t for _, t in pairs])
+    kept = [
+        (s, t)
+        for s, t in zip(sources, targets, strict=True)
+        if len(s) + 1 <= train.max_source_length and len(t) + 1 <= train.max_target_length
+    ]
+    if len(kept) < len(pairs):
+        log.warning(
+            "%s: dropped %d of %d pairs longer than %d/%d tokens",
+            what,
+            len(pairs) - len(kept),
+            len(pairs),
+            train.max_source_length,
+            train.max_target_length,
+        )
+    return kept
+
+
+def train(
+    corpus: Corpus,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    out: str | Path,
+    *,
+    work_dir: str | Path | None = None,
+    verbose: int | str = "auto",
+) -> Path:
+    """Trains, evaluates and publishes one model; returns the published version folder."""
+    task = model_config.task
+    keras.utils.set_random_seed(train_config.seed)
+    work = Path(work_dir) if work_dir else Path(out) / ".work" / task / corpus.name
+    work.mkdir(parents=True, exist_ok=True)
+    norm = model_config.normalizer
+    train_set = [
+        (normalize(a, norm), b if task != "translation" else normalize(b, norm))
+        for a, b in corpus.train
+    ]
+    val_set = [
+        (normalize(a, norm), b if task != "translation" else normalize(b, norm))
+        for a, b in corpus.validation
+    ]
+    if task == "translation":
+        texts = [s for s, _ in train_set] + [t for _, t in train_set]
+    else:
+        texts = [s for s, _ in train_set]
+    tokenizer = _fit_tokenizer(texts, train_config, work)  # training split only
+    model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
+
+    if task == "translation":
+        fit_data, val_data = _translation_data(tokenizer, train_set, val_set, train_config)
+    else:
+        fit_data, val_data = _classification_data(
+            tokenizer, train_set, val_set, train_config, model_config
+        )
+
+    strategy = strategy_for(train_config.strategy)
+    if train_config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    with strategy.scope():
+        model = build_model(model_config)
+        if task == "translation":
+            loss: keras.losses.Loss = MaskedSequenceLoss(train_config.label_smoothing)
+            metrics: list[Any] = [MaskedAccuracy(), TokenCount()]
+        else:
+            loss = SmoothedClassLoss(train_config.label_smoothing)
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        optimizer = transformer_optimizer(
+            model_config.d_model, train_config.warmup_steps, train_config.learning_rate_scale
+        )
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    epochs = EpochWeights(work / "epochs")
+    callbacks = [
+        TokensPerSecond(),
+        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=train_config.early_stopping_patience,
+            restore_best_weights=True,
+        ),
+        epochs,
+    ]
+    log.info("training %s/%s: %d parameters", task, corpus.name, model.count_params())
+    history = model.fit(
+        fit_data,
+        validation_data=val_data,
+        epochs=train_config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    history_dict.update(_history_from_log(work / "epochs" / "epochs.jsonl", history_dict))
+    _select_weights(model, epochs, train_config)
+
+    loaded = LoadedArtifact(model, tokenizer, {}, model_config)
+    metrics_out = evaluate_corpus(loaded, corpus, train_config)
+    log.info("validation metrics: %s", json.dumps(metrics_out))
+    path = _publish(
+        out, corpus, model, tokenizer, model_config, train_config, history_dict, metrics_out
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, list[float]]:
+    """A resumed run's History starts at the resumed epoch; the epoch log has them all."""
+    if not path.exists():
+        return {}
+    latest = {r["epoch"]: r["val_loss"] for r in map(json.loads, path.read_text().splitlines())}
+    if len(latest) <= len(history.get("val_loss", [])):
+        return {}
+    return {"val_loss": [latest[e] for e in sorted(latest)]}
+
+
+def _select_weights(model: keras.Model, epochs: EpochWeights, train: TrainConfig) -> None:
+    """Best epoch (EarlyStopping restored it), or the mean of the N best epochs."""
+    if train.average_checkpoints > 1:
+        files = [f for f in epochs.best(train.average_checkpoints) if f.exists()]
+        if len(files) > 1:
+            log.info("averaging %d checkpoints: %s", len(files), [f.name for f in files])
+            average_weights(model, files)
+
+
+def _translation_data(
+    tokenizer: SubwordTokenizer,
+    train_set: list[tuple[str, str]],
+    val_set: list[tuple[str, str]],
+    config: TrainConfig,
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    train_ids = _encode_pairs(tokenizer, train_set, config, "train")
+    val_ids = _encode_pairs(tokenizer, val_set, config, "validation")
+    if not train_ids or not val_ids:
+        raise data.DataError("no sentence pairs left after the length filter")
+    longest = max(config.max_source_length, config.max_target_length)
+    make = dict(batch_tokens=config.batch_tokens, seed=config.seed, max_length=longest)
+    return (
+        data.translation_dataset(train_ids, shuffle=True, **make),
+        data.translation_dataset(val_ids, shuffle=False, **make),
+    )
+
+
+def _classification_data(
+    tokenizer: SubwordTokenizer,
+    train_set: list[tuple[str, str]],
+    val_set: list[tuple[str, str]],
+    config: TrainConfig,
+    model_config: ModelConfig,
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    index = {label: i for i, label in enumerate(model_config.labels)}
+
+    def encode(examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+        ids = tokenizer.encode_batch([text for text, _ in examples])
+        return [(i, index[label]) for i, (_, label) in zip(ids, examples, strict=True)]
+
+    make = dict(
+        batch_size=config.batch_size,
+        seed=config.seed,
+        max_length=min(config.max_source_length, model_config.max_length),
+    )
+    return (
+        data.classification_dataset(encode(train_set), shuffle=True, **make),
+        data.classification_dataset(encode(val_set), shuffle=False, **make),
+    )
+
+
+def evaluate_corpus(loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig) -> dict[str, Any]:
+    """Scores on the validation split, and on the test split when one was given."""
+    splits = {"validation": corpus.validation}
+    if corpus.test:
+        splits["test"] = corpus.test
+    results: dict[str, Any] = {}
+    for split, examples in splits.items():
+        if loaded.config.task == "translation":
+            options = DecodeOptions(beam_size=train.beam_size, length_penalty=train.length_penalty)
+            results[split] = evaluate_translation(
+                Translator(loaded), [s for s, _ in examples], [t for _, t in examples], options
+            )
+        else:
+            results[split] = evaluate_classifier(Classifier(loaded), examples)
+    return results
+
+
+def evaluate_translation(
+    translator: Translator,
+    sources: Sequence[str],
+    references: Sequence[str],
+    options: DecodeOptions,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    hypotheses: list[str] = []
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # less padding
+    outputs: dict[int, str] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        for i, nbest in zip(
+            chunk, translator.translate([sources[i] for i in chunk], options), strict=True
+        ):
+            outputs[i] = nbest[0].text
+    hypotheses = [outputs[i] for i in range(len(sources))]
+    scores = translation_scores(hypotheses, references)
+    scores.update(beam_size=options.beam_size, length_penalty=options.length_penalty)
+    return scores
+
+
+def evaluate_classifier(
+    classifier: Classifier, examples: Sequence[tuple[str, str]], batch_size: int = 128
+) -> dict[str, Any]:
+    predicted: list[int] = []
+    for start in range(0, len(examples), batch_size):
+        texts = [text for text, _ in examples[start : start + batch_size]]
+        predicted.extend(np.argmax(classifier.probabilities(texts), axis=-1).tolist())
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    truth = [index[label] for _, label in examples]
+    return classification_scores(truth, predicted, classifier.labels)
+
+
+def _publish(
+    out: str | Path,
+    corpus: Corpus,
+    model: keras.Model,
+    tokenizer: SubwordTokenizer,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    history: dict[str, list[float]],
+    metrics_out: dict[str, Any],
+) -> Path:
+    publication = artifacts.publish(out, model_config.task, corpus.name)
+    with publication as staging:
+        model.save_weights(staging / artifacts.WEIGHTS)
+        tokenizer.save(staging / artifacts.TOKENIZER)
+        (staging / artifacts.METRICS).write_text(json.dumps(metrics_out, indent=2) + "\n")
+        plot_curves(history, staging / "curves.png", f"{model_config.task}/{corpus.name}")
+        manifest = {
+            "model_config": model_config.to_dict(),
+            "train_config": train_config.to_dict(),
+            "tokenizer": {"files": [artifacts.TOKENIZER], "vocab_size": tokenizer.vocab_size},
+            "data": {
+                **corpus.sources,
+                "train_examples": len(corpus.train),
+                "validation_examples": len(corpus.validation),
+            },
+            "metrics": metrics_out,
+            "history": history,
+            "parameters": int(model.count_params()),
+        }
+        if corpus.source_language:
+            manifest.update(
+                source_language=corpus.source_language, target_language=corpus.target_language
+            )
+        (staging / artifacts.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    assert publication.path is not None
+    return publication.path

@@ -1,0 +1,203 @@
+"""The two models: a sequence-to-sequence Transformer and a Transformer classifier.
+
+Token id 0 is padding everywhere; masks are derived from it. Source sequences are the
+subword ids followed by </s> (no <s>), in training and at inference alike; decoder inputs
+start with <s>, decoder targets end with </s>.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from model.config import ModelConfig
+from model.layers import DecoderBlock, EncoderBlock, TokenAndPositionEmbedding
+from tokenizers import PAD_ID
+
+Attention = dict[str, list[Any]]
+
+
+def padding_mask(token_ids: Any) -> Any:
+    """(batch, len) ids -> (batch, 1, len) booleans, True where a real token is."""
+    return ops.expand_dims(ops.not_equal(token_ids, PAD_ID), axis=1)
+
+
+def causal_mask(token_ids: Any) -> Any:
+    """(batch, len) -> (batch, len, len): position i sees positions <= i that are not padding."""
+    length = ops.shape(token_ids)[1]
+    rows = ops.arange(length)[:, None]
+    cols = ops.arange(length)[None, :]
+    return ops.logical_and(ops.expand_dims(rows >= cols, 0), padding_mask(token_ids))
+
+
+class _Encoder(keras.Model):
+    """Embeddings, a stack of encoder blocks and a final norm (the pre-norm stack's)."""
+
+    def __init__(self, model_config: ModelConfig | dict[str, Any], **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(model_config, dict):
+            model_config = ModelConfig.from_dict(model_config)
+        self.model_config = c = model_config
+        self.embedding = TokenAndPositionEmbedding(
+            vocab_size=c.vocab_size,
+            d_model=c.d_model,
+            max_length=c.max_length,
+            dropout=c.dropout,
+            name="embedding",
+        )
+        self.encoder_blocks = [
+            EncoderBlock(
+                d_model=c.d_model,
+                num_heads=c.num_heads,
+                d_ff=c.d_ff,
+                dropout=c.dropout,
+                attention_dropout=c.attention_dropout,
+                name=f"encoder_{i}",
+            )
+            for i in range(c.encoder_layers)
+        ]
+        self.encoder_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")
+
+    def encode(self, source_ids: Any, training: bool = False) -> tuple[Any, Any, list[Any]]:
+        """source_ids (batch, src_len) -> memory (batch, src_len, d_model), mask, attention."""
+        mask = padding_mask(source_ids)  # (batch, 1, src_len)
+        x = self.embedding(source_ids, training=training)
+        attention = []
+        for block in self.encoder_blocks:
+            x, scores = block(x, mask, training=training)
+            attention.append(scores)
+        return self.encoder_norm(x), mask, attention
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="nlp")
+class Seq2SeqTransformer(_Encoder):
+    """Encoder-decoder Transformer for translation; call((source, target_in)) -> logits."""
+
+    def __init__(self, model_config: ModelConfig | dict[str, Any], **kwargs: Any):
+        super().__init__(model_config, **kwargs)
+        c = self.model_config
+        self.decoder_embedding = (
+            self.embedding
+            if c.tie_embeddings
+            else TokenAndPositionEmbedding(
+                vocab_size=c.vocab_size,
+                d_model=c.d_model,
+                max_length=c.max_length,
+                dropout=c.dropout,
+                name="decoder_embedding",
+            )
+        )
+        self.decoder_blocks = [
+            DecoderBlock(
+                d_model=c.d_model,
+                num_heads=c.num_heads,
+                d_ff=c.d_ff,
+                dropout=c.dropout,
+                attention_dropout=c.attention_dropout,
+                name=f"decoder_{i}",
+            )
+            for i in range(c.decoder_layers)
+        ]
+        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="decoder_norm")
+
+    def call(self, inputs: Any, training: bool = False, return_attention: bool = False) -> Any:
+        source_ids, target_in = inputs
+        memory, memory_mask, encoder_attention = self.encode(source_ids, training=training)
+        logits, decoder_attention, cross_attention = self.decode(
+            target_in, memory, memory_mask, training=training
+        )
+        if not return_attention:
+            return logits
+        return logits, {
+            "encoder": encoder_attention,
+            "decoder": decoder_attention,
+            "cross": cross_attention,
+        }
+
+    def decode(
+        self, target_in: Any, memory: Any, memory_mask: Any, training: bool = False
+    ) -> tuple[Any, list[Any], list[Any]]:
+        """Teacher-forced decoder: (batch, tgt_len) -> logits (batch, tgt_len, vocab)."""
+        mask = causal_mask(target_in)
+        x = self.decoder_embedding(target_in, training=training)
+        self_attention, cross_attention = [], []
+        for block in self.decoder_blocks:
+            x, self_scores, cross_scores = block(x, memory, mask, memory_mask, training=training)
+            self_attention.append(self_scores)
+            cross_attention.append(cross_scores)
+        return self._logits(self.decoder_norm(x)), self_attention, cross_attention
+
+    def _logits(self, hidden: Any) -> Any:
+        return self.decoder_embedding.logits(hidden)  # (batch, len, vocab), float32
+
+    # Incremental decoding (used by model.decoding inside one compiled loop).
+
+    def init_cache(self, memory: Any, max_length: int) -> dict[str, Any]:
+        """Empty self-attention caches and the memory's cross-attention keys/values."""
+        batch = ops.shape(memory)[0]
+        c = self.model_config
+        empty = ops.zeros((batch, max_length, c.num_heads, c.head_dim), dtype=memory.dtype)
+        return {
+            "self": [(empty, empty) for _ in self.decoder_blocks],
+            "cross": [b.cross_attention.project_key_value(memory) for b in self.decoder_blocks],
+        }
+
+    def decode_step(
+        self, token_ids: Any, index: Any, cache: dict[str, Any], memory_mask: Any
+    ) -> tuple[Any, dict[str, Any], Any]:
+        """token_ids (batch,) at position `index` -> log-probabilities (batch, vocab),
+        the updated cache and the last layer's cross-attention (batch, heads, src_len)."""
+        x = self.decoder_embedding(token_ids[:, None], start=index)  # (batch, 1, d_model)
+        new_self = []
+        cross_scores = None
+        for block, self_cache, cross_cache in zip(
+            self.decoder_blocks, cache["self"], cache["cross"], strict=True
+        ):
+            x, updated, _, cross_scores = block.step(x, index, self_cache, cross_cache, memory_mask)
+            new_self.append(updated)
+        logits = self._logits(self.decoder_norm(x))[:, 0]  # (batch, vocab)
+        log_probs = ops.log_softmax(logits, axis=-1)
+        return log_probs, {"self": new_self, "cross": cache["cross"]}, cross_scores[:, :, 0]
+
+
+@keras.saving.register_keras_serializable(package="nlp")
+class TransformerClassifier(_Encoder):
+    """Encoder plus a masked-mean pooling head: sentiment and language identification."""
+
+    def __init__(self, model_config: ModelConfig | dict[str, Any], **kwargs: Any):
+        super().__init__(model_config, **kwargs)
+        c = self.model_config
+        self.pool_dropout = keras.layers.Dropout(c.dropout, name="pool_dropout")
+        self.classifier = keras.layers.Dense(len(c.labels), name="classifier")
+
+    def call(self, token_ids: Any, training: bool = False, return_attention: bool = False) -> Any:
+        memory, mask, attention = self.encode(token_ids, training=training)
+        weights = ops.cast(ops.transpose(mask, (0, 2, 1)), memory.dtype)  # (batch, len, 1)
+        pooled = ops.sum(memory * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        pooled = self.pool_dropout(pooled, training=training)
+        logits = ops.cast(self.classifier(pooled), "float32")  # (batch, labels)
+        if return_attention:
+            return logits, {"encoder": attention}
+        return logits
+
+
+def build_model(model_config: ModelConfig) -> Seq2SeqTransformer | TransformerClassifier:
+    """A model with its weights created (so that weights can be loaded into it)."""
+    model: Seq2SeqTransformer | TransformerClassifier
+    ids = ops.ones((1, 4), dtype="int32")
+    if model_config.task == "translation":
+        model = Seq2SeqTransformer(model_config)
+        model((ids, ids))
+    else:
+        model = TransformerClassifier(model_config)
+        model(ids)
+    return model
