@@ -86,6 +86,7 @@ class TrainConfig(_JsonMixin):
     strategy: str = "default"
     mixed_precision: bool = False
     average_checkpoints: int = 0  # average the weights of the last N best epochs
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none (stops after the epoch past it)
     beam_size: int = 1  # used for the final validation metrics
     length_penalty: float = 0.6
     extra: dict[str, Any] = field(default_factory=dict)

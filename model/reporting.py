@@ -42,6 +42,24 @@ class TokensPerSecond(keras.callbacks.Callback):
         self._convert(logs)
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the first epoch that ends past the wall-clock budget."""
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__()
+        self.seconds = minutes * 60
+        self._start = time.perf_counter()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if time.perf_counter() - self._start > self.seconds:
+            log.info("time budget of %.0f minutes reached after epoch %d", self.seconds / 60,
+                     epoch + 1)
+            self.model.stop_training = True
+
+
 class EpochWeights(keras.callbacks.Callback):
     """Keeps every epoch's weights and validation loss, for checkpoint averaging."""
 

@@ -29,7 +29,13 @@ from model.objectives import (
     transformer_optimizer,
 )
 from model.predictor import Classifier, LoadedArtifact, Translator
-from model.reporting import EpochWeights, TokensPerSecond, average_weights, plot_curves
+from model.reporting import (
+    EpochWeights,
+    TimeBudget,
+    TokensPerSecond,
+    average_weights,
+    plot_curves,
+)
 from model.scoring import classification_scores, translation_scores
 from model.transformer import build_model
 from tokenizers import SubwordTokenizer, normalize, train_tokenizer
@@ -58,6 +64,22 @@ def strategy_for(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
     raise ValueError(f"unknown strategy {name!r}; choose default, mirrored or multiworker")
+
+
+def _divisible(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:
+    """Trims every batch to a multiple of `replicas` (dropping at most replicas - 1 examples).
+
+    Under a distribution strategy Keras averages the replicas' parts of the first batch to
+    build the model's metrics, which fails when an odd batch splits unevenly.
+    """
+    if replicas == 1:
+        return dataset
+
+    def trim(*batch: Any) -> Any:
+        size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        return tf.nest.map_structure(lambda x: x[: size - size % replicas], batch)
+
+    return dataset.map(trim).filter(lambda *batch: tf.size(tf.nest.flatten(batch)[0]) > 0)
 
 
 def _fit_tokenizer(texts: Sequence[str], train: TrainConfig, work: Path) -> SubwordTokenizer:
@@ -132,6 +154,8 @@ def train(
         )
 
     strategy = strategy_for(train_config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    fit_data, val_data = _divisible(fit_data, replicas), _divisible(val_data, replicas)
     if train_config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     with strategy.scope():
@@ -158,6 +182,8 @@ def train(
         ),
         epochs,
     ]
+    if train_config.max_minutes > 0:
+        callbacks.append(TimeBudget(train_config.max_minutes))
     log.info("training %s/%s: %d parameters", task, corpus.name, model.count_params())
     history = model.fit(
         fit_data,

@@ -69,8 +69,20 @@ class SubwordTokenizer:
 
     def encode_with_spans(self, text: str) -> Encoding:
         """Ids plus each piece's span in `text` (for attention maps)."""
-        proto = self._sp.encode(text, out_type="immutable_proto")
-        pieces = [Piece(p.piece, int(p.id), int(p.begin), int(p.end)) for p in proto.pieces]
+        proto = self._sp.encode(text, out_type="proto")
+        # SentencePiece reports UTF-8 byte offsets; callers index the str by characters.
+        char_at = {}
+        offset = 0
+        for index, char in enumerate(text):
+            char_at[offset] = index
+            offset += len(char.encode("utf-8"))
+        char_at[offset] = len(text)
+        pieces = []
+        for p in proto.pieces:
+            start, end = char_at[int(p.begin)], char_at[int(p.end)]
+            while start < end and text[start].isspace():  # the span covers the word only
+                start += 1
+            pieces.append(Piece(p.piece, int(p.id), start, end))
         return Encoding(ids=[p.id for p in pieces], pieces=pieces)
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -1,0 +1,1 @@
+"""The HTTP service: translation, sentiment and attention maps from versioned artifacts."""

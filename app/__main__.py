@@ -1,0 +1,36 @@
+"""`python -m app`: run the service with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app.config import Settings
+from app.main import create_app
+
+
+def main(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    graceful_seconds: Annotated[int, typer.Option(help="finish in-flight work on SIGTERM")] = 30,
+) -> None:
+    """Serve the models found in ARTIFACTS_DIR (see the README for every setting)."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,66 @@
+"""Settings: the one place that reads the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SHIPPED_ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=())
+
+    # Models
+    artifacts_dir: Path = Field(SHIPPED_ARTIFACTS, description="root of <task>/<name>/<version>/")
+    model_versions: str = Field(
+        "", description="pinned versions, e.g. 'translation/en-de=3,sentiment/sst2=1'"
+    )
+    model_poll_seconds: float = Field(30.0, ge=0, description="0 disables polling for versions")
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    xla: Literal["auto", "on", "off"] = Field("auto", description="auto: on with a GPU only")
+
+    # Batching
+    max_batch_size: int = Field(32, ge=1, le=1024)
+    max_batch_wait_ms: float = Field(5.0, ge=0, le=1000)
+    max_queue_size: int = Field(512, ge=1, description="queued items per model before 503")
+
+    # Cache
+    redis_url: str | None = Field(None, description="e.g. redis://localhost:6379/0")
+    cache_ttl_seconds: int = Field(86_400, ge=1)
+    cache_max_items: int = Field(10_000, ge=0, description="in-process LRU size without Redis")
+    redis_timeout_seconds: float = Field(0.25, gt=0)
+    redis_retry_seconds: float = Field(5.0, ge=0, description="pause after a Redis failure")
+
+    # Limits
+    max_text_chars: int = Field(2_000, ge=1)
+    max_items_per_request: int = Field(64, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1_024)
+    request_timeout_seconds: float = Field(30.0, gt=0, description="deadline; then 504")
+
+    # Decoding defaults
+    default_beam_size: int = Field(4, ge=1, le=8)
+    max_output_tokens: int = Field(200, ge=1, le=1000)
+
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value}")
+        return value
+
+    def pinned_versions(self) -> dict[str, int]:
+        """'translation/en-de=3' -> {'translation/en-de': 3}."""
+        pins: dict[str, int] = {}
+        for entry in filter(None, (e.strip() for e in self.model_versions.split(","))):
+            key, sep, version = entry.partition("=")
+            if not sep or not version.strip().isdigit() or key.count("/") != 1:
+                raise ValueError(f"MODEL_VERSIONS entry {entry!r} is not task/name=version")
+            pins[key.strip()] = int(version)
+        return pins

@@ -1,0 +1,31 @@
+"""Request dependencies as Annotated aliases (objects built in the lifespan, never at import)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.cache import ResultCache
+from app.config import Settings
+from app.registry import ModelRegistry
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.registry
+    return registry
+
+
+def get_cache(request: Request) -> ResultCache:
+    cache: ResultCache = request.app.state.cache
+    return cache
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+CacheDep = Annotated[ResultCache, Depends(get_cache)]

@@ -1,0 +1,90 @@
+"""Errors the service returns on purpose, and the handlers that shape every error as
+{"error": message, "error_type": kind}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    status = 500
+    error_type = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(ServiceError):
+    status, error_type = 400, "bad_request"
+
+
+class UnsupportedLanguage(ServiceError):
+    status, error_type = 400, "unsupported_language"
+
+
+class InvalidInput(ServiceError):
+    status, error_type = 422, "invalid_input"
+
+
+class PayloadTooLarge(ServiceError):
+    status, error_type = 413, "payload_too_large"
+
+
+class Overloaded(ServiceError):
+    status, error_type = 503, "overloaded"
+
+
+class ModelUnavailable(ServiceError):
+    status, error_type = 503, "model_unavailable"
+
+
+class DeadlineExceeded(ServiceError):
+    status, error_type = 504, "timeout"
+
+
+def error_body(message: str, error_type: str) -> dict[str, str]:
+    return {"error": message, "error_type": error_type}
+
+
+def _validation_message(errors: list[Any]) -> str:
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", ""))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse(
+            error_body(error.message, error.error_type), error.status, headers=error.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            error_body(_validation_message(list(error.errors())), "invalid_input"), 422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            error_body(str(error.detail), kind), error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse(error_body("internal error", "internal_error"), 500)

@@ -1,0 +1,125 @@
+"""The per-item flow behind the routes: normalize, look up the cache, batch the misses,
+fill the cache. Hits never touch the model; identical texts in one request run once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.batching import BatcherClosed, QueueFull
+from app.cache import ResultCache, cache_key
+from app.errors import DeadlineExceeded, ModelUnavailable, Overloaded
+from app.registry import ServedModel
+from model.decoding import DecodeOptions
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    value: Any  # JSON-ready: what the cache stores
+    cached: bool
+
+
+async def _through_batcher(
+    served: ServedModel, payloads: list[Any], lengths: list[int], group: Any, timeout: float
+) -> list[Any]:
+    try:
+        return await asyncio.wait_for(served.batcher.submit_many(payloads, lengths, group), timeout)
+    except QueueFull:
+        raise Overloaded(
+            f"the {served.key} queue is full; retry shortly", headers={"Retry-After": "1"}
+        ) from None
+    except BatcherClosed:
+        raise ModelUnavailable(
+            f"{served.key} is being replaced; retry", headers={"Retry-After": "1"}
+        ) from None
+    except TimeoutError:
+        raise DeadlineExceeded(f"no result within {timeout:g}s; the work was dropped") from None
+
+
+async def cached_run(
+    served: ServedModel,
+    cache: ResultCache,
+    texts: Sequence[str],
+    params: dict[str, Any],
+    payload_for: Any,
+    to_value: Any,
+    timeout: float,
+) -> list[ItemResult]:
+    """Looks every text up, runs the distinct misses in the batcher, stores their values."""
+    prepared = [served.predictor.prepare(text) for text in texts]
+    keys = [cache_key(served.task, served.name, served.version, params, p) for p in prepared]
+    found = await cache.get_many(keys)
+    missing: dict[str, str] = {}  # key -> prepared text, one per distinct text
+    for key, text, value in zip(keys, prepared, found, strict=True):
+        if value is None:
+            missing.setdefault(key, text)
+    computed: dict[str, Any] = {}
+    if missing:
+        miss_texts = list(missing.values())
+        outputs = await _through_batcher(
+            served,
+            [payload_for(t) for t in miss_texts],
+            [len(t) for t in miss_texts],
+            group=tuple(sorted(params.items())),
+            timeout=timeout,
+        )
+        computed = {key: to_value(out) for key, out in zip(missing, outputs, strict=True)}
+        await cache.set_many(computed)
+    return [
+        ItemResult(value, True) if value is not None else ItemResult(computed[key], False)
+        for key, value in zip(keys, found, strict=True)
+    ]
+
+
+async def translate(
+    served: ServedModel,
+    cache: ResultCache,
+    texts: Sequence[str],
+    options: DecodeOptions,
+    timeout: float,
+) -> list[ItemResult]:
+    """Values: [[text, score], ...] n-best per text."""
+    params = {
+        "beam_size": options.beam_size,
+        "num_return": options.num_return,
+        "max_length": options.max_length,
+        "length_penalty": options.length_penalty,
+    }
+    return await cached_run(
+        served,
+        cache,
+        texts,
+        params,
+        payload_for=lambda text: (text, options),
+        to_value=lambda nbest: [[t.text, round(t.score, 6)] for t in nbest],
+        timeout=timeout,
+    )
+
+
+async def classify(
+    served: ServedModel, cache: ResultCache, texts: Sequence[str], timeout: float
+) -> list[ItemResult]:
+    """Values: [[label, probability], ...] most likely first."""
+    return await cached_run(
+        served,
+        cache,
+        texts,
+        {},
+        payload_for=lambda text: text,
+        to_value=lambda ranked: [[label, round(p, 6)] for label, p in ranked],
+        timeout=timeout,
+    )
+
+
+async def run_exclusive(served: ServedModel, func: Any, timeout: float) -> Any:
+    """A one-off model call on the model's thread (attention maps), with the deadline."""
+    try:
+        return await asyncio.wait_for(served.batcher.run_exclusive(func), timeout)
+    except BatcherClosed:
+        raise ModelUnavailable(
+            f"{served.key} is being replaced; retry", headers={"Retry-After": "1"}
+        ) from None
+    except TimeoutError:
+        raise DeadlineExceeded(f"no result within {timeout:g}s") from None

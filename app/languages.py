@@ -1,0 +1,33 @@
+"""Language codes and names, and the choice of a model for a language pair."""
+
+from __future__ import annotations
+
+from app.errors import BadRequest, UnsupportedLanguage
+from app.registry import ModelRegistry, ServedModel
+
+NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
+
+
+def language_name(code: str) -> str:
+    return NAMES.get(code, code)
+
+
+def pairs(registry: ModelRegistry) -> list[tuple[str, str]]:
+    return sorted((m.predictor.source, m.predictor.target) for m in registry.of_task("translation"))
+
+
+def translation_model(registry: ModelRegistry, source: str, target: str) -> ServedModel:
+    for served in registry.of_task("translation"):
+        if (served.predictor.source, served.predictor.target) == (source, target):
+            return served
+    supported = ", ".join(f"{s}->{t}" for s, t in pairs(registry)) or "none loaded"
+    raise UnsupportedLanguage(
+        f"language pair {source}->{target} is not supported; supported pairs: {supported}"
+    )
+
+
+def langid_model(registry: ModelRegistry) -> ServedModel:
+    models = registry.of_task("langid")
+    if not models:
+        raise BadRequest("language detection is unavailable: no language identifier is loaded")
+    return models[0]

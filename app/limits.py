@@ -1,0 +1,31 @@
+"""Input limits that depend on settings: item count, text length, empty text."""
+
+from __future__ import annotations
+
+from app.config import Settings
+from app.errors import InvalidInput, PayloadTooLarge
+from tokenizers.normalize import basic
+
+
+def as_list(value: str | list[str]) -> tuple[list[str], bool]:
+    """(items, was_a_list)."""
+    return (value, True) if isinstance(value, list) else ([value], False)
+
+
+def check_texts(texts: list[str], settings: Settings, field: str) -> list[str]:
+    """Refuses too many items, too long or empty texts; returns them unchanged."""
+    if not texts:
+        raise InvalidInput(f"{field}: at least one text is required")
+    if len(texts) > settings.max_items_per_request:
+        raise PayloadTooLarge(
+            f"{field}: {len(texts)} items, at most {settings.max_items_per_request} per request"
+        )
+    for index, text in enumerate(texts):
+        where = f"{field}[{index}]" if len(texts) > 1 else field
+        if len(text) > settings.max_text_chars:
+            raise PayloadTooLarge(
+                f"{where}: {len(text)} characters, at most {settings.max_text_chars}"
+            )
+        if not basic(text):
+            raise InvalidInput(f"{where}: text is empty")
+    return texts

@@ -1,0 +1,87 @@
+"""create_app(settings): the FastAPI application. Everything stateful (registry, cache,
+batchers, poll loop) is built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.cache import build_cache
+from app.config import Settings
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from app.registry import ModelRegistry
+from app.routes import attention, sentiment, system, translate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = ModelRegistry(settings)
+        cache = build_cache(
+            settings.redis_url,
+            ttl=settings.cache_ttl_seconds,
+            max_items=settings.cache_max_items,
+            timeout=settings.redis_timeout_seconds,
+            retry_seconds=settings.redis_retry_seconds,
+        )
+        app.state.settings, app.state.registry, app.state.cache = settings, registry, cache
+        # Models load in the background: /health answers at once, /ready once they are warm.
+        loader = asyncio.create_task(registry.start(), name="model-loader")
+        poller = asyncio.create_task(_poll_after(loader, registry), name="model-poller")
+        try:
+            yield
+        finally:
+            poller.cancel()
+            await loader
+            await registry.close()  # finishes queued work first
+            await cache.close()
+
+    app = FastAPI(
+        title="Transformer NLP service",
+        version="0.1.0",
+        description="Translation, sentiment and attention maps from Transformers trained from "
+        "scratch. LibreTranslate-compatible /translate, Hugging Face-compatible /sentiment.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (translate, sentiment, attention, system):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLogMiddleware)
+    _document_parsed_bodies(app)
+    return app
+
+
+def _document_parsed_bodies(app: FastAPI) -> None:
+    """Bodies parsed by hand (JSON or form) still get their schemas into the OpenAPI doc."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in translate.PARSED_BODIES:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _poll_after(loader: asyncio.Task[None], registry: ModelRegistry) -> None:
+    await loader
+    await registry.poll_forever()

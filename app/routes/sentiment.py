@@ -1,0 +1,42 @@
+"""POST /sentiment: the Hugging Face text-classification request and response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app import inference
+from app.deps import CacheDep, RegistryDep, SettingsDep
+from app.errors import ModelUnavailable
+from app.limits import as_list, check_texts
+from app.routes.translate import ERRORS
+from app.schemas import LabelScore, SentimentRequest
+
+router = APIRouter(tags=["sentiment"])
+
+
+def sentiment_model(registry: Any) -> Any:
+    models = registry.of_task("sentiment")
+    if not models:
+        raise ModelUnavailable("no sentiment model is loaded")
+    return models[0]
+
+
+@router.post(
+    "/sentiment", response_model=list[LabelScore] | list[list[LabelScore]], responses=ERRORS
+)
+async def sentiment(
+    body: SentimentRequest, registry: RegistryDep, cache: CacheDep, settings: SettingsDep
+) -> Any:
+    """Labels (POSITIVE, NEGATIVE) with probabilities, most likely first; a list per input
+    when `inputs` is a list. Text is normalized like the training data (SST-2 style)."""
+    texts, is_list = as_list(body.inputs)
+    check_texts(texts, settings, "inputs")
+    served = sentiment_model(registry)
+    results = await inference.classify(served, cache, texts, settings.request_timeout_seconds)
+    top_k = body.parameters.top_k if body.parameters else None
+    ranked = [
+        [LabelScore(label=label, score=p) for label, p in item.value][:top_k] for item in results
+    ]
+    return ranked if is_list else ranked[0]

@@ -1,0 +1,49 @@
+"""GET /health, /ready, /metrics, /models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.deps import RegistryDep
+from app.schemas import Health, ModelInfo, Readiness
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """The process is alive (it does not say whether models are loaded: see /ready)."""
+    return Health()
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(registry: RegistryDep) -> JSONResponse:
+    """200 when every model found is loaded and warmed up; 503 with the reasons otherwise."""
+    is_ready, reasons = registry.readiness()
+    body = Readiness(ready=is_ready, reasons=reasons, models=sorted(registry.models))
+    return JSONResponse(body.model_dump(), status_code=200 if is_ready else 503)
+
+
+@router.get("/metrics", response_class=Response)
+async def prometheus_metrics() -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/models", response_model=list[ModelInfo])
+async def models(registry: RegistryDep) -> list[ModelInfo]:
+    """Loaded models: version, load time and the metrics recorded in their manifests."""
+    return [
+        ModelInfo(
+            task=m.task,
+            name=m.name,
+            version=m.version,
+            loaded_at=m.loaded_at,
+            load_seconds=m.load_seconds,
+            metrics=m.manifest.get("metrics", {}),
+            path=m.path,
+        )
+        for m in sorted(registry.models.values(), key=lambda m: m.key)
+    ]

@@ -1,0 +1,161 @@
+"""POST /translate, POST /detect, GET /languages: LibreTranslate-compatible."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+
+from app import inference, languages
+from app.deps import CacheDep, RegistryDep, SettingsDep
+from app.errors import BadRequest, InvalidInput
+from app.limits import as_list, check_texts
+from app.schemas import (
+    DetectedLanguage,
+    DetectRequest,
+    ErrorResponse,
+    Language,
+    TranslateRequest,
+    TranslateResponse,
+)
+from model.decoding import DecodeOptions
+
+router = APIRouter(tags=["translation"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 413, 422, 503, 504)
+}
+
+
+async def _json_or_form(request: Request) -> dict[str, Any]:
+    """LibreTranslate clients send JSON or form-encoded bodies; both are accepted."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        fields: dict[str, Any] = {}
+        for key in form:
+            values = [v for v in form.getlist(key) if isinstance(v, str)]
+            fields[key] = (
+                values if key == "q" and len(values) > 1 else (values[0] if values else "")
+            )
+        return fields
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return body
+
+
+def _body_parser(model: type[Any]) -> Any:
+    async def parse(request: Request) -> Any:
+        try:
+            return model.model_validate(await _json_or_form(request))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidInput(f"{where}: {first['msg']}" if where else first["msg"]) from None
+
+    return parse
+
+
+def _openapi_body(model: type[Any]) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": ref},
+                "application/x-www-form-urlencoded": {"schema": ref},
+            },
+        }
+    }
+
+
+PARSED_BODIES = (TranslateRequest, DetectRequest)
+TranslateBody = Annotated[TranslateRequest, Depends(_body_parser(TranslateRequest))]
+DetectBody = Annotated[DetectRequest, Depends(_body_parser(DetectRequest))]
+
+
+async def _detect(registry: Any, cache: Any, texts: list[str], timeout: float) -> list[Any]:
+    served = languages.langid_model(registry)
+    results = await inference.classify(served, cache, texts, timeout)
+    return [
+        [DetectedLanguage(language=label, confidence=round(p * 100, 2)) for label, p in item.value]
+        for item in results
+    ]
+
+
+@router.post(
+    "/translate",
+    response_model=TranslateResponse,
+    responses=ERRORS,
+    openapi_extra=_openapi_body(TranslateRequest),
+)
+async def translate(
+    body: TranslateBody, registry: RegistryDep, cache: CacheDep, settings: SettingsDep
+) -> TranslateResponse:
+    """Translate one text or a list of texts (LibreTranslate's request and response)."""
+    if body.format == "html":
+        raise BadRequest("format 'html' is not supported; send plain text with format 'text'")
+    texts, is_list = as_list(body.q)
+    check_texts(texts, settings, "q")
+    source, detected = body.source, None
+    if source == "auto":
+        detected = [
+            d[0]
+            for d in await _detect(registry, cache, texts[:1], settings.request_timeout_seconds)
+        ]
+        source = detected[0].language
+    served = languages.translation_model(registry, source, body.target)
+    beam = max(body.beam_size or settings.default_beam_size, body.alternatives + 1)
+    options = DecodeOptions(
+        beam_size=beam,
+        num_return=body.alternatives + 1,
+        max_length=min(body.max_length or settings.max_output_tokens, settings.max_output_tokens),
+    )
+    results = await inference.translate(
+        served, cache, texts, options, settings.request_timeout_seconds
+    )
+    best = [item.value[0][0] for item in results]
+    alternatives = [[text for text, _ in item.value[1:]] for item in results]
+    pick = (lambda xs: xs) if is_list else (lambda xs: xs[0])
+    return TranslateResponse(
+        translatedText=pick(best),
+        alternatives=pick(alternatives) if body.alternatives else None,
+        detectedLanguage=detected[0] if detected else None,
+        model=served.key,
+        version=served.version,
+        cached=pick([item.cached for item in results]),
+        score=pick([item.value[0][1] for item in results]),
+    )
+
+
+@router.post(
+    "/detect",
+    response_model=list[DetectedLanguage] | list[list[DetectedLanguage]],
+    responses=ERRORS,
+    openapi_extra=_openapi_body(DetectRequest),
+)
+async def detect(
+    body: DetectBody, registry: RegistryDep, cache: CacheDep, settings: SettingsDep
+) -> Any:
+    """Detect the language: candidates with confidence 0-100, most likely first."""
+    texts, is_list = as_list(body.q)
+    check_texts(texts, settings, "q")
+    found = await _detect(registry, cache, texts, settings.request_timeout_seconds)
+    return found if is_list else found[0]
+
+
+@router.get("/languages", response_model=list[Language])
+async def list_languages(registry: RegistryDep) -> list[Language]:
+    """Source languages with their target languages, from the loaded models."""
+    targets: dict[str, list[str]] = {}
+    for source, target in languages.pairs(registry):
+        targets.setdefault(source, []).append(target)
+    return [
+        Language(code=code, name=languages.language_name(code), targets=sorted(t))
+        for code, t in sorted(targets.items())
+    ]
