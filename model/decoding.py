@@ -60,7 +60,10 @@ def batch_bucket(size: int) -> int:
     """1, 2, 4, 8, 16, 32, 48, 64, 96, 128, ...: at most 1.5x the real batch."""
     bucket = 1
     while bucket < size:
-        bucket = bucket * 2 if bucket < 32 or bucket & (bucket - 1) else bucket * 3 // 2
+        if bucket < 32:
+            bucket *= 2
+        else:  # a power of two grows by half, a power of two and a half to the next power
+            bucket = bucket * 4 // 3 if bucket & (bucket - 1) else bucket * 3 // 2
     return bucket
 
 
@@ -142,7 +145,7 @@ class Decoder:
         limits = np.zeros((batch,), dtype=np.int32)
         cap = min(options.max_length, self.model_max_length - 1)
         for row, ids in enumerate(sources):
-            ids = [*list(ids)[:src_len - 1], EOS_ID]
+            ids = [*list(ids)[: src_len - 1], EOS_ID]
             source_ids[row, : len(ids)] = ids
             limits[row] = min(
                 cap, int(len(ids) * options.max_length_ratio) + options.max_length_offset
@@ -307,8 +310,9 @@ def _constrain(log_probs: tf.Tensor, at_limit: tf.Tensor) -> tf.Tensor:
     vocab = tf.shape(log_probs)[-1]
     never = tf.one_hot([PAD_ID, BOS_ID], vocab, on_value=_NEG_INF, off_value=0.0)
     log_probs = log_probs + tf.reduce_sum(never, axis=0)[None, :]
+    # A forced </s> keeps its log-probability: scores and beam ranking count it.
     eos_only = tf.one_hot(EOS_ID, vocab, on_value=0.0, off_value=_NEG_INF)
-    return tf.where(at_limit[:, None], eos_only[None, :], log_probs)
+    return tf.where(at_limit[:, None], log_probs + eos_only[None, :], log_probs)
 
 
 def attention_maps(

@@ -55,8 +55,9 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if time.perf_counter() - self._start > self.seconds:
-            log.info("time budget of %.0f minutes reached after epoch %d", self.seconds / 60,
-                     epoch + 1)
+            log.info(
+                "time budget of %.0f minutes reached after epoch %d", self.seconds / 60, epoch + 1
+            )
             self.model.stop_training = True
 
 

@@ -290,17 +290,19 @@ def evaluate_translation(
     references: Sequence[str],
     options: DecodeOptions,
     batch_size: int = 64,
+    hypotheses_out: Path | None = None,
 ) -> dict[str, Any]:
-    hypotheses: list[str] = []
+    """Corpus scores of translating `sources` (sorted by length into batches)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # less padding
     outputs: dict[int, str] = {}
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        for i, nbest in zip(
-            chunk, translator.translate([sources[i] for i in chunk], options), strict=True
-        ):
-            outputs[i] = nbest[0].text
+        nbest = translator.translate([sources[i] for i in chunk], options)
+        for i, hypotheses in zip(chunk, nbest, strict=True):
+            outputs[i] = hypotheses[0].text
     hypotheses = [outputs[i] for i in range(len(sources))]
+    if hypotheses_out is not None:
+        hypotheses_out.write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
     scores = translation_scores(hypotheses, references)
     scores.update(beam_size=options.beam_size, length_penalty=options.length_penalty)
     return scores

@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import pytest
 
+from model.config import ModelConfig
+from model.transformer import Seq2SeqTransformer, build_model
 from tests import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,3 +183,29 @@ def cli_unknown_preset_run(background_runs: dict[str, Run]) -> Finished:
 @pytest.fixture(scope="session")
 def mirrored_training_run(background_runs: dict[str, Run]) -> Finished:
     return _finished(background_runs, "mirrored_training_run")
+
+
+# Tiny untrained models (seconds to build, milliseconds to run).
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> ModelConfig:
+    """Two layers per stack, so that per-layer caches and masks are exercised."""
+    return ModelConfig(
+        vocab_size=40, d_model=16, num_heads=2, d_ff=32, encoder_layers=2, decoder_layers=2,
+        dropout=0.0, max_length=32,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def seq2seq(tiny_config: ModelConfig) -> Seq2SeqTransformer:
+    """Shared and read-only: tests that change weights build their own model."""
+    keras.utils.set_random_seed(7)
+    model = build_model(tiny_config)
+    assert isinstance(model, Seq2SeqTransformer)
+    return model
+
+
+@pytest.fixture(scope="session")
+def classifier_config(tiny_config: ModelConfig) -> ModelConfig:
+    return tiny_config.replace(task="sentiment", labels=("NEGATIVE", "POSITIVE"))

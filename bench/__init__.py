@@ -1,0 +1,1 @@
+"""Benchmarks that print side-by-side ratios (not tests): `python -m bench.<name> --help`."""

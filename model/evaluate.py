@@ -1,0 +1,94 @@
+"""`python -m model.evaluate`: score an artifact on a test set and print JSON.
+
+Translation: --source-file and --reference-file (line-aligned, plain or gzip) give
+sacreBLEU (default cased 13a signature) and chrF. Classifiers: --tsv with a label and a
+text column gives accuracy and F1.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from model.cli import setup_logging, user_errors
+
+app = typer.Typer(add_completion=False, help=__doc__)
+Opt = typer.Option
+
+
+def resolve_artifact(path: Path) -> Path:
+    """A version folder, or a model folder (its latest version)."""
+    from model import artifacts
+
+    if (path / artifacts.MANIFEST).is_file():
+        return path
+    versions = (
+        sorted((p for p in path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        if path.is_dir()
+        else []
+    )
+    if not versions:
+        raise artifacts.ArtifactError(f"{path}: neither a version folder nor a model folder")
+    return versions[-1]
+
+
+@app.command()
+@user_errors
+def main(
+    artifact: Annotated[Path, Opt(help="version folder, or model folder (latest version)")],
+    source_file: Annotated[Path | None, Opt(help="sources, one per line")] = None,
+    reference_file: Annotated[Path | None, Opt(help="references, line-aligned")] = None,
+    tsv: Annotated[Path | None, Opt(help="classifier test set: label and text columns")] = None,
+    beam_size: Annotated[int, Opt(help="1 = greedy")] = 1,
+    length_penalty: Annotated[float, Opt()] = 0.6,
+    batch_size: Annotated[int, Opt()] = 64,
+    limit: Annotated[int | None, Opt(help="score only the first N examples")] = None,
+    output: Annotated[Path | None, Opt(help="also write the hypotheses here")] = None,
+) -> None:
+    """Print quality figures of one artifact as JSON."""
+    setup_logging("WARNING")
+    from model import data
+    from model.decoding import DecodeOptions
+    from model.predictor import Classifier, Translator, load_artifact
+    from model.training import evaluate_classifier, evaluate_translation
+
+    path = resolve_artifact(artifact)
+    loaded = load_artifact(path)
+    started = time.perf_counter()
+    result: dict[str, object] = {"artifact": str(path), "version": loaded.manifest.get("version")}
+    if loaded.config.task == "translation":
+        if source_file is None or reference_file is None:
+            raise ValueError("a translation artifact needs --source-file and --reference-file")
+        pairs = data.read_parallel(source_file, reference_file)[:limit]
+        translator = Translator(loaded)
+        options = DecodeOptions(beam_size=beam_size, length_penalty=length_penalty)
+        scores = evaluate_translation(
+            translator,
+            [s for s, _ in pairs],
+            [t for _, t in pairs],
+            options,
+            batch_size,
+            hypotheses_out=output,
+        )
+        result.update(scores)
+    else:
+        if tsv is None:
+            raise ValueError(f"a {loaded.config.task} artifact needs --tsv")
+        examples = data.read_classification(tsv)[:limit]
+        classifier = Classifier(loaded)
+        labels = {"0": "NEGATIVE", "1": "POSITIVE"} if loaded.config.task == "sentiment" else {}
+        examples = [(text, labels.get(label, label)) for text, label in examples]
+        unknown = {label for _, label in examples} - set(classifier.labels)
+        if unknown:
+            raise data.DataError(f"{tsv}: labels {sorted(unknown)} unknown to the model")
+        result.update(evaluate_classifier(classifier, examples, batch_size))
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    app()
