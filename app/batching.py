@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from app import metrics
 
@@ -115,17 +115,31 @@ class Batcher(Generic[T, R]):
 
     async def _loop(self) -> None:
         while True:
-            self._pending = [item for item in self._pending if not item.future.done()]
-            if not self._pending:
-                if self._closing:
+            try:
+                if await self._step():
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            await self._gather_more()
-            batch = self._take_batch()
-            if batch:
-                await self._execute(batch)
+            except Exception as error:  # never leave callers waiting on a dead loop
+                log.exception("batcher %s failed; failing its queued items", self.name)
+                for item in self._pending:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                self._pending = []
+
+    async def _step(self) -> bool:
+        """Forms and runs one batch; True when the batcher is closed and empty."""
+        while True:
+            self._pending = [item for item in self._pending if not item.future.done()]
+            if self._pending:
+                break
+            if self._closing:
+                return True
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        await self._gather_more()
+        batch = self._take_batch()
+        if batch:
+            await self._execute(batch)
+        return False
 
     async def _gather_more(self) -> None:
         """Waits until the oldest item has waited max_wait, or a batch is full."""
@@ -181,7 +195,3 @@ class Batcher(Generic[T, R]):
         for item, result in zip(batch, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
-
-
-def describe(batcher: Batcher[Any, Any]) -> dict[str, Any]:
-    return {"queue_depth": batcher.queue_depth, "max_batch_size": batcher.max_batch_size}

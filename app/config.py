@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     default_beam_size: int = Field(4, ge=1, le=8)
     max_output_tokens: int = Field(200, ge=1, le=1000)
 
+    # Access
+    api_keys: str = Field("", description="comma-separated keys; empty: no key needed")
+    rate_limit_per_minute: int = Field(0, ge=0, description="per key or client; 0: no limit")
+    cors_origins: str = Field("", description="comma-separated allowed origins; empty: none")
+
     log_level: str = "INFO"
 
     @field_validator("log_level")

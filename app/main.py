@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from app.access import RateLimiter, parse_keys
 from app.cache import build_cache
 from app.config import Settings
 from app.errors import install_error_handlers
@@ -35,6 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_seconds=settings.redis_retry_seconds,
         )
         app.state.settings, app.state.registry, app.state.cache = settings, registry, cache
+        app.state.api_keys = parse_keys(settings.api_keys)
+        app.state.rate_limiter = RateLimiter(
+            settings.rate_limit_per_minute, settings.redis_url, settings.redis_timeout_seconds
+        )
         # Models load in the background: /health answers at once, /ready once they are warm.
         loader = asyncio.create_task(registry.start(), name="model-loader")
         poller = asyncio.create_task(_poll_after(loader, registry), name="model-poller")
@@ -42,9 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             poller.cancel()
-            await loader
+            if not loader.done():  # stopped while loading: do not wait for the models
+                loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loader
             await registry.close()  # finishes queued work first
             await cache.close()
+            await app.state.rate_limiter.close()
 
     app = FastAPI(
         title="Transformer NLP service",
@@ -57,6 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (translate, sentiment, attention, system):
         app.include_router(module.router)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # closed by default: no cross-origin browser access
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
     _document_parsed_bodies(app)
@@ -69,8 +87,9 @@ def _document_parsed_bodies(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version,
-                               description=app.description, routes=app.routes)
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
             for model in translate.PARSED_BODIES:
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

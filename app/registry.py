@@ -153,7 +153,7 @@ class ModelRegistry:
         batcher: Batcher[Any, Any] = Batcher(
             key,
             run,
-            max_batch_size=s.max_batch_size,
+            max_batch_size=s.batch_size_for(self.device),
             max_wait_seconds=s.max_batch_wait_ms / 1000,
             max_queue_size=s.max_queue_size,
         )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app import languages
+from app.access import ACCESS
 from app.deps import RegistryDep, SettingsDep
 from app.errors import BadRequest, InvalidInput
 from app.inference import run_exclusive
@@ -51,6 +52,7 @@ def _wants_png(body: AttentionRequest, request: Request) -> bool:
 
 @router.post(
     "/attention-map",
+    dependencies=[ACCESS],
     response_model=TranslationAttention | SentimentAttention,
     responses={**ERRORS, 200: {"content": {"image/png": {}}}},
 )

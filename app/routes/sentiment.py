@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app import inference
+from app.access import ACCESS
 from app.deps import CacheDep, RegistryDep, SettingsDep
 from app.errors import ModelUnavailable
 from app.limits import as_list, check_texts
@@ -24,7 +25,10 @@ def sentiment_model(registry: Any) -> Any:
 
 
 @router.post(
-    "/sentiment", response_model=list[LabelScore] | list[list[LabelScore]], responses=ERRORS
+    "/sentiment",
+    dependencies=[ACCESS],
+    response_model=list[LabelScore] | list[list[LabelScore]],
+    responses=ERRORS,
 )
 async def sentiment(
     body: SentimentRequest, registry: RegistryDep, cache: CacheDep, settings: SettingsDep

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from app import inference, languages
+from app.access import ACCESS
 from app.deps import CacheDep, RegistryDep, SettingsDep
 from app.errors import BadRequest, InvalidInput
 from app.limits import as_list, check_texts
@@ -90,6 +91,7 @@ async def _detect(registry: Any, cache: Any, texts: list[str], timeout: float) -
 
 @router.post(
     "/translate",
+    dependencies=[ACCESS],
     response_model=TranslateResponse,
     responses=ERRORS,
     openapi_extra=_openapi_body(TranslateRequest),
@@ -135,6 +137,7 @@ async def translate(
 
 @router.post(
     "/detect",
+    dependencies=[ACCESS],
     response_model=list[DetectedLanguage] | list[list[DetectedLanguage]],
     responses=ERRORS,
     openapi_extra=_openapi_body(DetectRequest),
