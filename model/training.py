@@ -332,7 +332,10 @@ def _publish(
 ) -> Path:
     publication = artifacts.publish(out, model_config.task, corpus.name)
     with publication as staging:
-        model.save_weights(staging / artifacts.WEIGHTS)
+        # A fresh model holds the weights alone: the trained one also carries the optimizer.
+        inference_model = build_model(model_config)
+        inference_model.set_weights(model.get_weights())
+        inference_model.save_weights(staging / artifacts.WEIGHTS)
         tokenizer.save(staging / artifacts.TOKENIZER)
         (staging / artifacts.METRICS).write_text(json.dumps(metrics_out, indent=2) + "\n")
         plot_curves(history, staging / "curves.png", f"{model_config.task}/{corpus.name}")

@@ -1,0 +1,131 @@
+"""`python -m model.ship VERSION_DIR --to artifacts`: publish a trained version for release.
+
+Copies the version into the release tree as its next version, optionally with float16
+weights (half the size; loaded back into float32 variables), and writes MODEL_CARD.md
+from the manifest. The copy gets its own manifest and checksums, like any artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import h5py
+import numpy as np
+import typer
+
+from model import artifacts
+from model.cli import setup_logging, user_errors
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+LIMITS = {
+    "translation": "Trained on Multi30k image captions: short, literal descriptions of photos. "
+    "Expect weaker output on other domains (news, dialogue, long or technical text).",
+    "sentiment": "Trained on SST-2 movie-review phrases, lowercased and split PTB-style; served "
+    "text is normalized the same way. Other domains, sarcasm and mixed opinions are weak spots.",
+    "langid": "Distinguishes four languages only (en, de, fr, cs), trained on image captions; "
+    "very short inputs, names and other languages get a confident but meaningless answer.",
+}
+
+
+def half_precision_copy(source: Path, target: Path) -> None:
+    """The same HDF5 weights file with every float32 array stored as float16."""
+    with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
+
+        def copy(group: Any, into: Any) -> None:
+            for key, value in group.attrs.items():
+                into.attrs[key] = value
+            for key, item in group.items():
+                if isinstance(item, h5py.Dataset):
+                    data = item[()]
+                    if isinstance(data, np.ndarray) and data.dtype == np.float32:
+                        data = data.astype(np.float16)
+                    into.create_dataset(key, data=data)
+                else:
+                    copy(item, into.create_group(key))
+
+        copy(src, dst)
+
+
+def _table(metrics: dict[str, Any]) -> str:
+    rows = ["| split | metric | value |", "| --- | --- | --- |"]
+    for split, values in metrics.items():
+        for name in ("bleu", "chrf", "accuracy", "f1"):
+            if name in values:
+                rows.append(f"| {split} | {name} | {values[name]} |")
+    return "\n".join(rows)
+
+
+def model_card(manifest: dict[str, Any], notes: str) -> str:
+    task, name, config = manifest["task"], manifest["name"], manifest["model_config"]
+    train = manifest["train_config"]
+    signature = next(
+        (v["signature"] for v in manifest.get("metrics", {}).values() if "signature" in v), None
+    )
+    lines = [
+        f"# Model card: {task}/{name}",
+        "",
+        "The version number and the sha256 of every file are in `manifest.json` beside this card.",
+        "",
+        "## Data",
+        f"- sources: `{json.dumps(manifest.get('data', {}), sort_keys=True)}`",
+        f"- SentencePiece {train['tokenizer_model_type']} vocabulary of "
+        f"{config['vocab_size']} pieces, trained on the training split only",
+        f"- text normalizer: `{config['normalizer']}`",
+        "",
+        "## Configuration",
+        f"- {config['encoder_layers']} encoder"
+        + (f" and {config['decoder_layers']} decoder" if task == "translation" else "")
+        + f" layers, d_model {config['d_model']}, {config['num_heads']} heads, d_ff "
+        f"{config['d_ff']}, dropout {config['dropout']}, pre-norm, {manifest['parameters']:,} "
+        "parameters",
+        f"- preset `{train['preset']}`, label smoothing {train['label_smoothing']}, warmup "
+        f"{train['warmup_steps']} steps, batch {train['batch_tokens']} tokens / "
+        f"{train['batch_size']} examples, seed {train['seed']}",
+        f"- weights stored as {manifest.get('weights_dtype', 'float32')}",
+        "",
+        "## Scores (measured when trained; held-out test splits never chose anything)",
+        _table(manifest.get("metrics", {})),
+    ]
+    if signature:
+        lines += ["", f"sacreBLEU signature: `{signature}`"]
+    lines += ["", "## Known limits", LIMITS.get(task, "")]
+    if notes:
+        lines += ["", "## Notes", notes]
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+@user_errors
+def main(
+    version_dir: Annotated[Path, typer.Argument(help="a published version folder")],
+    to: Annotated[Path, typer.Option(help="release artifacts root")] = Path("artifacts"),
+    half: Annotated[bool, typer.Option(help="store float16 weights")] = True,
+    notes: Annotated[str, typer.Option(help="extra text for the model card")] = "",
+) -> None:
+    """Copy a verified version into the release tree, with a model card."""
+    setup_logging()
+    manifest = artifacts.verify(version_dir)
+    publication = artifacts.publish(to, manifest["task"], manifest["name"])
+    with publication as staging:
+        for name in manifest["files"]:
+            if name == artifacts.WEIGHTS and half:
+                half_precision_copy(version_dir / name, staging / name)
+            elif name != "MODEL_CARD.md":
+                shutil.copy2(version_dir / name, staging / name)
+        shipped = {k: v for k, v in manifest.items() if k not in ("files", "version")}
+        shipped.update(
+            weights_dtype="float16" if half else "float32", shipped_from=str(version_dir)
+        )
+        (staging / artifacts.MANIFEST).write_text(json.dumps(shipped, indent=2))
+        (staging / "MODEL_CARD.md").write_text(model_card(shipped, notes))
+    assert publication.path is not None
+    artifacts.verify(publication.path)
+    typer.echo(str(publication.path))
+
+
+if __name__ == "__main__":
+    app()
