@@ -6,14 +6,14 @@ ARTIFACTS_DIR ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint format bench-decode bench-serve clean
+.PHONY: install serve test lint format check-deploy bench-decode bench-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python  ## install the service, the training job and the test tools
-	$(BIN)/pip install --quiet -e ".[dev]"
+install: $(BIN)/python  ## install the service, the training job, test and deployment-check tools
+	$(BIN)/pip install --quiet -e ".[dev,deploy]"
 
 serve:  ## run the service on the models in ARTIFACTS_DIR
 	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m app --host $(HOST) --port $(PORT)
@@ -26,6 +26,21 @@ lint:
 
 format:
 	$(BIN)/ruff format .
+
+# Deployment files, checked without a Docker engine. Needs Debian's docker-compose,
+# prometheus (promtool) and nginx: apt-get install docker-compose prometheus nginx.
+COMPOSE ?= docker-compose
+K8S_VERSION ?= 1.37.0
+K8S_MANIFESTS = $(filter-out %/kustomization.yaml,$(sort $(wildcard docker/k8s/*/*.yaml)))
+
+check-deploy:  ## validate Dockerfiles, compose, Prometheus, nginx, Kubernetes, dashboards
+	$(COMPOSE) -f docker-compose.yml config -q
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.gpu.yml config -q
+	$(BIN)/hadolint Dockerfile docker/gpu.Dockerfile
+	promtool check config docker/prometheus.yml
+	nginx -t -q -c $(CURDIR)/docker/nginx.conf
+	$(BIN)/kubernetes-validate --strict --kubernetes-version $(K8S_VERSION) $(K8S_MANIFESTS)
+	$(BIN)/python -m pytest tests/deploy
 
 bench-decode:  ## decoding speed and quality: naive loop vs cached greedy vs beam
 	$(BIN)/python -m bench.decode --artifact $(ARTIFACTS_DIR)/translation/en-de

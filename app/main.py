@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from app.access import RateLimiter, parse_keys
 from app.cache import build_cache
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (translate, sentiment, attention, system):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # closed by default: no cross-origin browser access
         app.add_middleware(

@@ -4,37 +4,52 @@ One run on the same sentences: the naive baseline (batch 1, a full forward pass 
 on a subset, cached greedy at batch 1, 8, 32 and 64, and beam 4 at batch 32. Prints a
 table, then one JSON object with every figure and the ratios the decoding issue targets.
 Timings exclude compilation (each setting is warmed up first); on a shared CPU they move
-with the machine's load, which the JSON records.
+with the machine's load, which the report records.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
+from bench import measure
+from bench.measure import Run
+from bench.naive import NaiveGreedy
 from model.cli import setup_logging, user_errors
-
-if TYPE_CHECKING:
-    from bench.measure import Run
+from model.data import read_parallel
+from model.decoding import DecodeOptions
+from model.evaluate import resolve_artifact
+from model.predictor import Translator, load_artifact
+from model.scoring import translation_scores
 
 log = logging.getLogger("bench.decode")
 app = typer.Typer(add_completion=False, help=__doc__)
 Opt = typer.Option
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "multi30k"
+# ../shared/data/multi30k from the repository root.
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
 GREEDY_BATCHES = (1, 8, 32, 64)
 BEAM_SIZE, BEAM_BATCH = 4, 32
-# The issue's targets: (ratio name, comparison, bound).
+# The issue's targets: ratio name, comparison, bound.
 TARGETS = (
     ("greedy_b1_vs_naive_tokens_per_s", ">=", 5.0),
     ("greedy_b64_vs_b1_tokens_per_s", ">=", 8.0),
     ("beam4_vs_greedy_time_at_b32", "<=", 3.0),
     ("beam4_minus_greedy_bleu_at_b32", ">=", 0.0),
 )
+
+
+@dataclass(frozen=True)
+class Runs:
+    naive: Run  # on the first naive_sentences sentences only
+    greedy: dict[int, Run]  # by batch size
+    beam: Run
 
 
 @app.command()
@@ -52,94 +67,119 @@ def main(
 ) -> None:
     """Benchmark cached greedy and beam search against the naive loop."""
     setup_logging("INFO")
-    from bench import measure
-    from bench.naive import NaiveGreedy
-    from model.data import read_parallel
-    from model.decoding import DecodeOptions
-    from model.evaluate import resolve_artifact
-    from model.predictor import Translator, load_artifact
-    from model.scoring import translation_scores
-
     if quick:
         sentences, naive_sentences = 32, 8
     path = resolve_artifact(artifact)
     translator = Translator(load_artifact(path), jit_compile=xla)
-    model, tokenizer, decoder = translator.model, translator.tokenizer, translator.decoder
     pairs = read_parallel(source_file, reference_file)[:sentences]
     references = [target for _, target in pairs]
-    sources = tokenizer.encode_batch([translator.prepare(text) for text, _ in pairs])
-    subset = sources[:naive_sentences]
+    sources = translator.tokenizer.encode_batch([translator.prepare(s) for s, _ in pairs])
     device = measure.describe_device()
-    log.info("%s: %d sentences (naive: %d) on %s", path, len(sources), len(subset), device)
+    log.info("%s: %d sentences on %s", path, len(sources), device)
 
-    naive = measure.time_naive(NaiveGreedy(model), subset)
-    log.info("naive: %.1f s", naive.wall_s)
-    greedy = {}
-    for batch in GREEDY_BATCHES:
-        greedy[batch] = measure.time_cached(
-            decoder, sources, batch, DecodeOptions(beam_size=1), "cached greedy"
-        )
-        log.info("greedy batch %d: %.1f s", batch, greedy[batch].wall_s)
-    beam = measure.time_cached(
-        decoder, sources, BEAM_BATCH, DecodeOptions(beam_size=BEAM_SIZE), f"beam {BEAM_SIZE}"
-    )
-    log.info("beam %d batch %d: %.1f s", BEAM_SIZE, BEAM_BATCH, beam.wall_s)
+    runs = _measure(translator, sources, naive_sentences)
     peak_gflops = measure.matmul_peak(matmul_size)
-    flops = measure.mean_flops_per_token(model, sources, greedy[64].outputs)
-
-    def scores(run: Run, refs: list[str]) -> dict[str, Any]:
-        return translation_scores([tokenizer.decode(ids) for ids in run.outputs], refs)
-
-    runs = [naive, *greedy.values(), beam]
-    quality = {id(run): scores(run, references[: run.sentences]) for run in runs}
-    b1_on_subset = scores(_head(greedy[1], len(subset)), references[: len(subset)])
-    differing = sum(a != b for a, b in zip(naive.outputs, greedy[1].outputs, strict=False))
-
-    result: dict[str, Any] = {
+    result = {
         "artifact": str(path),
         "device": device,
         "xla": xla,
         "sentences": len(sources),
-        "naive_sentences": len(subset),
-        "runs": [_run_figures(run, quality[id(run)], naive) for run in runs],
-        "naive_subset": {
-            "sentences": len(subset),
-            "differing_from_cached_greedy_b1": differing,
-            "naive_bleu": quality[id(naive)]["bleu"],
-            "cached_greedy_b1_bleu": b1_on_subset["bleu"],
-        },
-        "decoder_compilations": decoder.compilations,
+        "naive_sentences": runs.naive.sentences,
+        **_summary(translator, sources, references, runs, peak_gflops),
+        "decoder_compilations": translator.decoder.compilations,
         "matmul_peak": {"size": matmul_size, "gflops": round(peak_gflops, 1)},
-        "flops_per_token": round(flops),
-        "flops_method": measure.mean_flops_per_token.__doc__.split("\n")[0],
-        "greedy_b64_gflops": round(greedy[64].tokens_per_s * flops / 1e9, 2),
-        "greedy_b64_fraction_of_peak": round(
-            greedy[64].tokens_per_s * flops / 1e9 / peak_gflops, 4
-        ),
-        "bleu_signature": quality[id(naive)]["signature"],
-    }
-    result["ratios"] = _ratios(naive, greedy, beam, quality)
-    result["targets"] = {
-        name: {
-            "value": result["ratios"][name],
-            "target": f"{op} {bound:g}",
-            "met": _holds(result["ratios"][name], op, bound),
-        }
-        for name, op, bound in TARGETS
     }
     typer.echo(_table(result))
-    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    typer.echo(text)
     if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        json_out.write_text(text + "\n", encoding="utf-8")
 
 
-def _head(run: Run, count: int) -> Run:
-    from dataclasses import replace
+def _measure(translator: Translator, sources: list[list[int]], naive_sentences: int) -> Runs:
+    naive = measure.time_naive(NaiveGreedy(translator.model), sources[:naive_sentences])
+    log.info("naive greedy, %d sentences: %.1f s", naive.sentences, naive.wall_s)
+    greedy = {}
+    for batch in GREEDY_BATCHES:
+        greedy[batch] = measure.time_cached(
+            translator.decoder, sources, batch, DecodeOptions(beam_size=1), "cached greedy"
+        )
+        log.info("cached greedy, batch %d: %.1f s", batch, greedy[batch].wall_s)
+    options = DecodeOptions(beam_size=BEAM_SIZE)
+    beam = measure.time_cached(
+        translator.decoder, sources, BEAM_BATCH, options, f"beam {BEAM_SIZE}"
+    )
+    log.info("beam %d, batch %d: %.1f s", BEAM_SIZE, BEAM_BATCH, beam.wall_s)
+    return Runs(naive, greedy, beam)
 
-    return replace(run, outputs=run.outputs[:count])
+
+def _summary(
+    translator: Translator,
+    sources: list[list[int]],
+    references: Sequence[str],
+    runs: Runs,
+    peak_gflops: float,
+) -> dict[str, Any]:
+    """Quality, speed-ups, the identity check and the fraction of peak, as JSON values."""
+
+    def bleu(run: Run) -> dict[str, Any]:
+        hypotheses = [translator.tokenizer.decode(ids) for ids in run.outputs]
+        return translation_scores(hypotheses, references[: run.sentences])
+
+    naive, greedy = runs.naive, runs.greedy
+    quality = {_key(run): bleu(run) for run in _in_order(runs)}
+    b1_subset = bleu(replace(greedy[1], outputs=greedy[1].outputs[: naive.sentences]))
+    differing = sum(a != b for a, b in zip(naive.outputs, greedy[1].outputs, strict=False))
+    flops = measure.mean_flops_per_token(translator.model, sources, greedy[64].outputs)
+    b64_gflops = greedy[64].tokens_per_s * flops["flops_per_token"] / 1e9
+    ratios = _ratios(runs, quality)
+    return {
+        "runs": [_figures(run, quality[_key(run)], naive) for run in _in_order(runs)],
+        "naive_subset": {
+            "sentences": naive.sentences,
+            "differing_from_cached_greedy_b1": differing,
+            "naive_bleu": quality[_key(naive)]["bleu"],
+            "cached_greedy_b1_bleu": b1_subset["bleu"],
+        },
+        "bleu_signature": b1_subset["signature"],
+        "flops": {key: round(value, 1) for key, value in flops.items()},
+        "flops_method": measure.FLOPS_METHOD,
+        "greedy_b64_gflops": round(b64_gflops, 3),
+        "greedy_b64_fraction_of_peak": round(b64_gflops / peak_gflops, 5),
+        "ratios": ratios,
+        "targets": {
+            name: {
+                "value": ratios[name],
+                "target": f"{op} {bound:g}",
+                "met": _holds(op, ratios[name], bound),
+            }
+            for name, op, bound in TARGETS
+        },
+    }
 
 
-def _run_figures(run: Run, quality: dict[str, Any], naive: Run) -> dict[str, Any]:
+def _in_order(runs: Runs) -> list[Run]:
+    return [runs.naive, *runs.greedy.values(), runs.beam]
+
+
+def _key(run: Run) -> tuple[str, int]:
+    return run.name, run.batch
+
+
+def _ratios(runs: Runs, quality: dict[tuple[str, int], dict[str, Any]]) -> dict[str, float]:
+    naive, greedy, beam = runs.naive, runs.greedy, runs.beam
+    ratios = {
+        "greedy_b1_vs_naive_tokens_per_s": greedy[1].tokens_per_s / naive.tokens_per_s,
+        "greedy_b64_vs_b1_tokens_per_s": greedy[64].tokens_per_s / greedy[1].tokens_per_s,
+        "beam4_vs_greedy_time_at_b32": beam.wall_s / greedy[BEAM_BATCH].wall_s,
+        "beam4_minus_greedy_bleu_at_b32": (
+            quality[_key(beam)]["bleu"] - quality[_key(greedy[BEAM_BATCH])]["bleu"]
+        ),
+    }
+    return {name: round(value, 2) for name, value in ratios.items()}
+
+
+def _figures(run: Run, quality: dict[str, Any], naive: Run) -> dict[str, Any]:
     return {
         "setting": run.name,
         "batch": run.batch,
@@ -157,27 +197,16 @@ def _run_figures(run: Run, quality: dict[str, Any], naive: Run) -> dict[str, Any
     }
 
 
-def _ratios(
-    naive: Run, greedy: dict[int, Run], beam: Run, quality: dict[int, dict[str, Any]]
-) -> dict[str, float]:
-    return {
-        "greedy_b1_vs_naive_tokens_per_s": round(greedy[1].tokens_per_s / naive.tokens_per_s, 2),
-        "greedy_b64_vs_b1_tokens_per_s": round(greedy[64].tokens_per_s / greedy[1].tokens_per_s, 2),
-        "beam4_vs_greedy_time_at_b32": round(beam.wall_s / greedy[BEAM_BATCH].wall_s, 2),
-        "beam4_minus_greedy_bleu_at_b32": round(
-            quality[id(beam)]["bleu"] - quality[id(greedy[BEAM_BATCH])]["bleu"], 2
-        ),
-    }
-
-
-def _holds(value: float, op: str, bound: float) -> bool:
+def _holds(op: str, value: float, bound: float) -> bool:
     return value >= bound if op == ">=" else value <= bound
 
 
 def _table(result: dict[str, Any]) -> str:
-    header = f"{'setting':<15}{'batch':>6}{'sent.':>6}{'tokens/s':>11}{'sent./s':>10}"
-    header += f"{'BLEU':>7}{'wall s':>9}{'vs naive':>10}"
-    lines = [f"{result['device']}; {result['sentences']} sentences; XLA {result['xla']}", header]
+    lines = [
+        f"{result['device']}; {result['sentences']} sentences; XLA {result['xla']}",
+        f"{'setting':<15}{'batch':>6}{'sent.':>6}{'tokens/s':>11}{'sent./s':>10}"
+        f"{'BLEU':>7}{'wall s':>9}{'vs naive':>10}",
+    ]
     for run in result["runs"]:
         lines.append(
             f"{run['setting']:<15}{run['batch']:>6}{run['sentences']:>6}"
@@ -186,15 +215,15 @@ def _table(result: dict[str, Any]) -> str:
         )
     subset = result["naive_subset"]
     lines.append(
-        f"naive subset ({subset['sentences']}): {subset['differing_from_cached_greedy_b1']} "
-        f"sentences differ from cached greedy batch 1; BLEU naive {subset['naive_bleu']:.2f}, "
-        f"cached {subset['cached_greedy_b1_bleu']:.2f}"
+        f"naive subset: {subset['differing_from_cached_greedy_b1']} of {subset['sentences']} "
+        f"sentences differ from cached greedy batch 1 (BLEU there: naive "
+        f"{subset['naive_bleu']:.2f}, cached {subset['cached_greedy_b1_bleu']:.2f})"
     )
     lines.append(
-        f"matmul peak {result['matmul_peak']['gflops']:.1f} GFLOP/s; greedy batch 64 reaches "
-        f"{result['greedy_b64_gflops']:.2f} GFLOP/s = "
-        f"{100 * result['greedy_b64_fraction_of_peak']:.2f}% "
-        f"({result['flops_per_token']:,} FLOPs per token)"
+        f"matmul peak {result['matmul_peak']['gflops']:.1f} GFLOP/s; cached greedy batch 64: "
+        f"{result['greedy_b64_gflops']:.3f} GFLOP/s = "
+        f"{100 * result['greedy_b64_fraction_of_peak']:.3f}% of peak "
+        f"({result['flops']['flops_per_token']:,.0f} FLOPs per token)"
     )
     for name, target in result["targets"].items():
         verdict = "met" if target["met"] else "MISSED"

@@ -127,6 +127,8 @@ def train(
 ) -> Path:
     """Trains, evaluates and publishes one model; returns the published version folder."""
     task = model_config.task
+    # Collective ops (multi-worker) must be configured before TensorFlow runs anything.
+    strategy = strategy_for(train_config.strategy)
     keras.utils.set_random_seed(train_config.seed)
     work = Path(work_dir) if work_dir else Path(out) / ".work" / task / corpus.name
     work.mkdir(parents=True, exist_ok=True)
@@ -153,7 +155,6 @@ def train(
             tokenizer, train_set, val_set, train_config, model_config
         )
 
-    strategy = strategy_for(train_config.strategy)
     replicas = strategy.num_replicas_in_sync
     fit_data, val_data = _divisible(fit_data, replicas), _divisible(val_data, replicas)
     if train_config.mixed_precision:

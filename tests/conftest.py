@@ -34,6 +34,8 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> 
     pairs = data.read_parallel(corpus_dir / "train.en.gz", corpus_dir / "train.de.gz")
     val = data.read_parallel(corpus_dir / "val.en.gz", corpus_dir / "val.de.gz")
     model_config, train_config = tiny_configs("translation", epochs=6, vocab_size=120)
+    # Two layers, so that layer selection (API and viewer) has something to select.
+    model_config = model_config.replace(encoder_layers=2, decoder_layers=2)
     corpus = Corpus("en-de", pairs, val, {"synthetic": True}, "en", "de")
     train(corpus, model_config, train_config, root, verbose=0)
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import RegistryDep
 from app.schemas import Health, ModelInfo, Readiness
 
+STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(tags=["system"])
+
+
+@router.get("/viewer", response_class=FileResponse, include_in_schema=False)
+async def viewer() -> FileResponse:
+    """The attention viewer page (static HTML; it calls /languages and /attention-map)."""
+    return FileResponse(STATIC / "viewer.html", media_type="text/html")
 
 
 @router.get("/health", response_model=Health)

@@ -19,7 +19,7 @@ import keras
 import pytest
 
 from model.config import ModelConfig
-from model.transformer import Seq2SeqTransformer, build_model
+from model.transformer import Seq2SeqTransformer, TransformerClassifier, build_model
 from tests import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,3 +209,12 @@ def seq2seq(tiny_config: ModelConfig) -> Seq2SeqTransformer:
 @pytest.fixture(scope="session")
 def classifier_config(tiny_config: ModelConfig) -> ModelConfig:
     return tiny_config.replace(task="sentiment", labels=("NEGATIVE", "POSITIVE"))
+
+
+@pytest.fixture(scope="session")
+def classifier(classifier_config: ModelConfig) -> TransformerClassifier:
+    """Shared and read-only, like `seq2seq`."""
+    keras.utils.set_random_seed(5)
+    model = build_model(classifier_config)
+    assert isinstance(model, TransformerClassifier)
+    return model

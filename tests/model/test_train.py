@@ -58,8 +58,8 @@ def cli_version(cli_translation_run: Finished) -> Path:
 def test_tiny_translation_run_publishes_a_verified_version_1(cli_version: Path) -> None:
     manifest = artifacts.verify(cli_version)
     assert manifest["version"] == 1
-    assert [ref.version for ref in artifacts.list_versions(cli_version.parents[2], "translation",
-                                                           "en-de")] == [1]
+    versions = artifacts.list_versions(cli_version.parents[2], "translation", "en-de")
+    assert [ref.version for ref in versions] == [1]
 
 
 def test_manifest_records_configs_and_file_hashes(cli_version: Path) -> None:
