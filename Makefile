@@ -6,7 +6,7 @@ ARTIFACTS_DIR ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint format check-deploy bench-decode bench-serve clean
+.PHONY: install serve test lint format check-deploy check-deploy-files bench-decode bench-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,14 +33,16 @@ COMPOSE ?= docker-compose
 K8S_VERSION ?= 1.37.0
 K8S_MANIFESTS = $(filter-out %/kustomization.yaml,$(sort $(wildcard docker/k8s/*/*.yaml)))
 
-check-deploy:  ## validate Dockerfiles, compose, Prometheus, nginx, Kubernetes, dashboards
+check-deploy: check-deploy-files  ## validate deployment files, then the live observability tests
+	$(BIN)/python -m pytest tests/deploy
+
+check-deploy-files:  ## validate Dockerfiles, compose, Prometheus, nginx and Kubernetes files
 	$(COMPOSE) -f docker-compose.yml config -q
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.gpu.yml config -q
 	$(BIN)/hadolint Dockerfile docker/gpu.Dockerfile
 	promtool check config docker/prometheus.yml
 	nginx -t -q -c $(CURDIR)/docker/nginx.conf
 	$(BIN)/kubernetes-validate --strict --kubernetes-version $(K8S_VERSION) $(K8S_MANIFESTS)
-	$(BIN)/python -m pytest tests/deploy
 
 bench-decode:  ## decoding speed and quality: naive loop vs cached greedy vs beam
 	$(BIN)/python -m bench.decode --artifact $(ARTIFACTS_DIR)/translation/en-de
