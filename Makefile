@@ -6,7 +6,7 @@ ARTIFACTS_DIR ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint format check-deploy check-deploy-files bench-decode bench-serve clean
+.PHONY: install serve test lint audit format check-deploy check-deploy-files bench-decode bench-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test:  ## the whole test suite (starts a Redis server when none answers)
 
 lint:
 	$(BIN)/ruff check .
+
+audit:  ## known vulnerabilities with a fixed release in the installed dependencies fail
+	$(BIN)/python .ci/audit.py
 
 format:
 	$(BIN)/ruff format .
