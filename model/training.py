@@ -195,13 +195,21 @@ def train(
     )
     history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     history_dict.update(_history_from_log(work / "epochs" / "epochs.jsonl", history_dict))
-    _select_weights(model, epochs, train_config)
+    selection = _select_weights(model, epochs, train_config, val_data)
 
     loaded = LoadedArtifact(model, tokenizer, {}, model_config)
     metrics_out = evaluate_corpus(loaded, corpus, train_config)
     log.info("validation metrics: %s", json.dumps(metrics_out))
     path = _publish(
-        out, corpus, model, tokenizer, model_config, train_config, history_dict, metrics_out
+        out,
+        corpus,
+        model,
+        tokenizer,
+        model_config,
+        train_config,
+        history_dict,
+        metrics_out,
+        selection,
     )
     shutil.rmtree(work, ignore_errors=True)
     return path
@@ -217,13 +225,29 @@ def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, 
     return {"val_loss": [latest[e] for e in sorted(latest)]}
 
 
-def _select_weights(model: keras.Model, epochs: EpochWeights, train: TrainConfig) -> None:
-    """Best epoch (EarlyStopping restored it), or the mean of the N best epochs."""
-    if train.average_checkpoints > 1:
-        files = [f for f in epochs.best(train.average_checkpoints) if f.exists()]
-        if len(files) > 1:
-            log.info("averaging %d checkpoints: %s", len(files), [f.name for f in files])
-            average_weights(model, files)
+def _select_weights(
+    model: keras.Model, epochs: EpochWeights, train: TrainConfig, val_data: tf.data.Dataset
+) -> dict[str, Any]:
+    """Loads the epoch with the lowest validation loss; with average_checkpoints > 1, the
+    mean of the N best epochs replaces it only when its validation loss is lower."""
+    ranked = [f for f in epochs.best(max(1, train.average_checkpoints)) if f.exists()]
+    if not ranked:
+        return {"selected": "last epoch"}
+    model.load_weights(ranked[0])
+    choice: dict[str, Any] = {"selected": ranked[0].name}
+    if train.average_checkpoints > 1 and len(ranked) > 1:
+        best = float(model.evaluate(val_data, verbose=0, return_dict=True)["loss"])
+        average_weights(model, ranked)
+        averaged = float(model.evaluate(val_data, verbose=0, return_dict=True)["loss"])
+        log.info(
+            "val loss: best epoch %.4f, mean of %d best epochs %.4f", best, len(ranked), averaged
+        )
+        choice.update(best_epoch_val_loss=round(best, 4), averaged_val_loss=round(averaged, 4))
+        if averaged < best:
+            choice["selected"] = f"mean of {[f.name for f in ranked]}"
+        else:
+            model.load_weights(ranked[0])
+    return choice
 
 
 def _translation_data(
@@ -330,6 +354,7 @@ def _publish(
     train_config: TrainConfig,
     history: dict[str, list[float]],
     metrics_out: dict[str, Any],
+    selection: dict[str, Any],
 ) -> Path:
     publication = artifacts.publish(out, model_config.task, corpus.name)
     with publication as staging:
@@ -350,6 +375,7 @@ def _publish(
                 "validation_examples": len(corpus.validation),
             },
             "metrics": metrics_out,
+            "selection": selection,  # which weights were kept, and why
             "history": history,
             "parameters": int(model.count_params()),
         }
