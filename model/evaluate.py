@@ -43,6 +43,12 @@ def main(
     source_file: Annotated[Path | None, Opt(help="sources, one per line")] = None,
     reference_file: Annotated[Path | None, Opt(help="references, line-aligned")] = None,
     tsv: Annotated[Path | None, Opt(help="classifier test set: label and text columns")] = None,
+    data_dir: Annotated[
+        Path | None, Opt(help="langid: folder of <split>.<lang>[.gz] files")
+    ] = None,
+    split: Annotated[
+        str, Opt(help="langid: the split to score with --data-dir")
+    ] = "test_2016_flickr",
     beam_size: Annotated[int, Opt(help="1 = greedy")] = 1,
     length_penalty: Annotated[float, Opt()] = 0.6,
     batch_size: Annotated[int, Opt()] = 64,
@@ -76,10 +82,13 @@ def main(
         )
         result.update(scores)
     else:
-        if tsv is None:
-            raise ValueError(f"a {loaded.config.task} artifact needs --tsv")
-        examples = data.read_classification(tsv)[:limit]
         classifier = Classifier(loaded)
+        if loaded.config.task == "langid" and data_dir is not None:
+            examples = data.read_langid(data_dir, classifier.labels, split)[:limit]
+        elif tsv is not None:
+            examples = data.read_classification(tsv)[:limit]
+        else:
+            raise ValueError(f"a {loaded.config.task} artifact needs --tsv (or --data-dir)")
         labels = {"0": "NEGATIVE", "1": "POSITIVE"} if loaded.config.task == "sentiment" else {}
         examples = [(text, labels.get(label, label)) for text, label in examples]
         unknown = {label for _, label in examples} - set(classifier.labels)
