@@ -4,7 +4,7 @@ fill the cache. Hits never touch the model; identical texts in one request run o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +21,10 @@ class ItemResult:
     cached: bool
 
 
-async def _through_batcher(
-    served: ServedModel, payloads: list[Any], lengths: list[int], group: Any, timeout: float
-) -> list[Any]:
+async def _model_call(served: ServedModel, call: Awaitable[Any], timeout: float) -> Any:
+    """Awaits a batcher call with the request deadline; maps its refusals to HTTP errors."""
     try:
-        return await asyncio.wait_for(served.batcher.submit_many(payloads, lengths, group), timeout)
+        return await asyncio.wait_for(call, timeout)
     except QueueFull:
         raise Overloaded(
             f"the {served.key} queue is full; retry shortly", headers={"Retry-After": "1"}
@@ -58,13 +57,12 @@ async def cached_run(
     computed: dict[str, Any] = {}
     if missing:
         miss_texts = list(missing.values())
-        outputs = await _through_batcher(
-            served,
+        submit = served.batcher.submit_many(
             [payload_for(t) for t in miss_texts],
             [len(t) for t in miss_texts],
-            group=tuple(sorted(params.items())),
-            timeout=timeout,
+            tuple(sorted(params.items())),
         )
+        outputs = await _model_call(served, submit, timeout)
         computed = {key: to_value(out) for key, out in zip(missing, outputs, strict=True)}
         await cache.set_many(computed)
     return [
@@ -115,11 +113,4 @@ async def classify(
 
 async def run_exclusive(served: ServedModel, func: Any, timeout: float) -> Any:
     """A one-off model call on the model's thread (attention maps), with the deadline."""
-    try:
-        return await asyncio.wait_for(served.batcher.run_exclusive(func), timeout)
-    except BatcherClosed:
-        raise ModelUnavailable(
-            f"{served.key} is being replaced; retry", headers={"Retry-After": "1"}
-        ) from None
-    except TimeoutError:
-        raise DeadlineExceeded(f"no result within {timeout:g}s") from None
+    return await _model_call(served, served.batcher.run_exclusive(func), timeout)
