@@ -62,27 +62,37 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class EpochWeights(keras.callbacks.Callback):
-    """Keeps every epoch's weights and validation loss, for checkpoint averaging."""
+    """Keeps every epoch's weights and its validation score, for selection and averaging.
 
-    def __init__(self, folder: Path) -> None:
+    `monitor` is a Keras log name (val_loss for translation, val_accuracy for classifiers,
+    whose goal is accuracy); `higher_is_better` says which way it improves.
+    """
+
+    def __init__(self, folder: Path, monitor: str = "val_loss", higher_is_better: bool = False):
         super().__init__()
         self.folder = folder
+        self.monitor = monitor
+        self.higher_is_better = higher_is_better
         folder.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.model.save_weights(self.folder / f"epoch_{epoch + 1:03d}.weights.h5")
-        record = {"epoch": epoch + 1, "val_loss": float((logs or {}).get("val_loss", "nan"))}
+        logs = logs or {}
+        record = {
+            "epoch": epoch + 1,
+            "val_loss": float(logs.get("val_loss", "nan")),
+            "score": float(logs.get(self.monitor, "nan")),
+        }
         with (self.folder / "epochs.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
     def best(self, count: int) -> list[Path]:
-        """Weight files of the `count` epochs with the lowest validation loss."""
+        """Weight files of the `count` epochs with the best monitored validation score."""
         path = self.folder / "epochs.jsonl"
-        records = (
-            [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-        )
-        latest = {r["epoch"]: r["val_loss"] for r in records}  # a resumed run rewrites epochs
-        ranked = sorted(latest.items(), key=lambda item: item[1])[:count]
+        lines = path.read_text().splitlines() if path.exists() else []
+        latest = {r["epoch"]: r["score"] for r in map(json.loads, lines)}  # resumes rewrite
+        sign = -1.0 if self.higher_is_better else 1.0
+        ranked = sorted(latest.items(), key=lambda item: sign * item[1])[:count]
         return [self.folder / f"epoch_{epoch:03d}.weights.h5" for epoch, _ in ranked]
 
 

@@ -172,12 +172,15 @@ def train(
         )
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
-    epochs = EpochWeights(work / "epochs")
+    # Translation selects on validation loss; classifiers on accuracy, their goal.
+    monitor, higher = ("val_loss", False) if task == "translation" else ("val_accuracy", True)
+    epochs = EpochWeights(work / "epochs", monitor, higher)
     callbacks = [
         TokensPerSecond(),
         keras.callbacks.BackupAndRestore(str(work / "backup")),
         keras.callbacks.EarlyStopping(
-            monitor="val_loss",
+            monitor=monitor,
+            mode="max" if higher else "min",
             patience=train_config.early_stopping_patience,
             restore_best_weights=True,
         ),
@@ -228,22 +231,27 @@ def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, 
 def _select_weights(
     model: keras.Model, epochs: EpochWeights, train: TrainConfig, val_data: tf.data.Dataset
 ) -> dict[str, Any]:
-    """Loads the epoch with the lowest validation loss; with average_checkpoints > 1, the
-    mean of the N best epochs replaces it only when its validation loss is lower."""
+    """Loads the epoch with the best validation score; with average_checkpoints > 1, the
+    mean of the N best epochs replaces it only when its validation score is better."""
     ranked = [f for f in epochs.best(max(1, train.average_checkpoints)) if f.exists()]
     if not ranked:
         return {"selected": "last epoch"}
     model.load_weights(ranked[0])
-    choice: dict[str, Any] = {"selected": ranked[0].name}
+    choice: dict[str, Any] = {"selected": ranked[0].name, "monitor": epochs.monitor}
     if train.average_checkpoints > 1 and len(ranked) > 1:
-        best = float(model.evaluate(val_data, verbose=0, return_dict=True)["loss"])
+        metric = epochs.monitor.removeprefix("val_")
+        best = float(model.evaluate(val_data, verbose=0, return_dict=True)[metric])
         average_weights(model, ranked)
-        averaged = float(model.evaluate(val_data, verbose=0, return_dict=True)["loss"])
+        averaged = float(model.evaluate(val_data, verbose=0, return_dict=True)[metric])
         log.info(
-            "val loss: best epoch %.4f, mean of %d best epochs %.4f", best, len(ranked), averaged
+            "%s: best epoch %.4f, mean of %d best epochs %.4f",
+            epochs.monitor,
+            best,
+            len(ranked),
+            averaged,
         )
-        choice.update(best_epoch_val_loss=round(best, 4), averaged_val_loss=round(averaged, 4))
-        if averaged < best:
+        choice.update(best_epoch=round(best, 4), averaged=round(averaged, 4))
+        if (averaged > best) == epochs.higher_is_better and averaged != best:
             choice["selected"] = f"mean of {[f.name for f in ranked]}"
         else:
             model.load_weights(ranked[0])
