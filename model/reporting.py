@@ -78,11 +78,8 @@ class EpochWeights(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.model.save_weights(self.folder / f"epoch_{epoch + 1:03d}.weights.h5")
         logs = logs or {}
-        record = {
-            "epoch": epoch + 1,
-            "val_loss": float(logs.get("val_loss", "nan")),
-            "score": float(logs.get(self.monitor, "nan")),
-        }
+        record = {key: float(value) for key, value in logs.items()}
+        record.update(epoch=epoch + 1, score=float(logs.get(self.monitor, "nan")))
         with (self.folder / "epochs.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -90,7 +87,8 @@ class EpochWeights(keras.callbacks.Callback):
         """Weight files of the `count` epochs with the best monitored validation score."""
         path = self.folder / "epochs.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
-        latest = {r["epoch"]: r["score"] for r in map(json.loads, lines)}  # resumes rewrite
+        # A resumed run rewrites epochs; logs of older runs recorded val_loss only.
+        latest = {r["epoch"]: r.get("score", r.get("val_loss")) for r in map(json.loads, lines)}
         sign = -1.0 if self.higher_is_better else 1.0
         ranked = sorted(latest.items(), key=lambda item: sign * item[1])[:count]
         return [self.folder / f"epoch_{epoch:03d}.weights.h5" for epoch, _ in ranked]
@@ -108,14 +106,20 @@ def average_weights(model: keras.Model, files: list[Path]) -> None:
 
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
-    """Training and validation loss and accuracy per epoch."""
-    panels = [name for name in ("loss", "accuracy") if name in history]
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    for axis, name in zip(axes[0], panels, strict=True):
-        epochs = range(1, len(history[name]) + 1)
-        axis.plot(epochs, history[name], marker="o", label="training")
-        if f"val_{name}" in history:
-            axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
+    """Training and validation loss and accuracy per epoch. Series may differ in length
+    (a resumed run may know only the validation loss of its earlier epochs): each series
+    is drawn against its last epochs."""
+    panels = [n for n in ("loss", "accuracy") if n in history or f"val_{n}" in history]
+    epochs = max((len(v) for v in history.values()), default=0)
+    figure, axes = plt.subplots(
+        1, max(1, len(panels)), figsize=(5 * max(1, len(panels)), 3.6), squeeze=False
+    )
+    for axis, name in zip(axes[0], panels, strict=False):
+        for key, label in ((name, "training"), (f"val_{name}", "validation")):
+            values = history.get(key, [])
+            if values:
+                first = epochs - len(values) + 1
+                axis.plot(range(first, epochs + 1), values, marker="o", label=label)
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)

@@ -222,10 +222,11 @@ def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, 
     """A resumed run's History starts at the resumed epoch; the epoch log has them all."""
     if not path.exists():
         return {}
-    latest = {r["epoch"]: r["val_loss"] for r in map(json.loads, path.read_text().splitlines())}
+    latest = {r["epoch"]: r for r in map(json.loads, path.read_text().splitlines())}
     if len(latest) <= len(history.get("val_loss", [])):
         return {}
-    return {"val_loss": [latest[e] for e in sorted(latest)]}
+    keys = {key for record in latest.values() for key in record} - {"epoch", "score"}
+    return {key: [latest[e][key] for e in sorted(latest) if key in latest[e]] for key in keys}
 
 
 def _select_weights(
