@@ -14,7 +14,9 @@ from pathlib import Path
 bin_dir = Path(sys.executable).parent
 result = subprocess.run(
     [str(bin_dir / "pip-audit"), "--progress-spinner", "off", "--skip-editable", "-f", "json"],
-    capture_output=True, text=True, check=False,
+    capture_output=True,
+    text=True,
+    check=False,
 )
 if not result.stdout.strip():
     print(result.stderr, file=sys.stderr)
