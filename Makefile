@@ -6,7 +6,7 @@ ARTIFACTS_DIR ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint audit format check-deploy check-deploy-files bench-decode bench-serve clean
+.PHONY: install serve test lint audit format release-models check-deploy check-deploy-files bench-decode bench-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,23 @@ check-deploy-files:  ## validate Dockerfiles, compose, Prometheus, nginx and Kub
 	promtool check config docker/prometheus.yml
 	nginx -t -q -c $(CURDIR)/docker/nginx.conf
 	$(BIN)/kubernetes-validate --strict --kubernetes-version $(K8S_VERSION) $(K8S_MANIFESTS)
+
+# The recorded configurations of the shipped models (docs/training.md), retrained into
+# RELEASE_OUT; publish a result with `python -m model.ship VERSION_DIR --to artifacts`.
+DATA_DIR ?= ../shared/data
+RELEASE_OUT ?= runs
+release-models:  ## retrain en->de, de->en, sentiment and langid from scratch (hours on a CPU)
+	$(BIN)/python -m model.train translation --data-dir $(DATA_DIR)/multi30k --source en \
+	  --target de --preset small --test-split test_2016_flickr --max-minutes 100 --out $(RELEASE_OUT)
+	$(BIN)/python -m model.train translation --data-dir $(DATA_DIR)/multi30k --source de \
+	  --target en --preset small --test-split test_2016_flickr --max-minutes 100 --out $(RELEASE_OUT)
+	$(BIN)/python -m model.train sentiment --train $(DATA_DIR)/sst2/train.tsv \
+	  --dev $(DATA_DIR)/sst2/dev.tsv --preset tiny --d-model 96 --num-heads 4 --d-ff 192 \
+	  --layers 2 --vocab-size 6000 --epochs 3 --batch-size 64 --warmup-steps 500 --dropout 0.2 \
+	  --early-stopping-patience 2 --max-minutes 14 --out $(RELEASE_OUT)
+	$(BIN)/python -m model.train langid --data-dir $(DATA_DIR)/multi30k --languages en,de,fr,cs \
+	  --preset tiny --d-model 64 --num-heads 2 --d-ff 128 --layers 2 --vocab-size 2000 \
+	  --epochs 3 --batch-size 64 --warmup-steps 300 --dropout 0.1 --max-minutes 12 --out $(RELEASE_OUT)
 
 bench-decode:  ## decoding speed and quality: naive loop vs cached greedy vs beam
 	$(BIN)/python -m bench.decode --artifact $(ARTIFACTS_DIR)/translation/en-de
