@@ -69,15 +69,16 @@ async def attention_map(
         options = DecodeOptions(
             beam_size=settings.default_beam_size, max_length=settings.max_output_tokens
         )
+        config = served.predictor.config
+        # One index addresses a layer of every stack: only those both stacks have.
+        depth = min(config.encoder_layers, config.decoder_layers)
+        layers = _select(body.layers, depth, "layers")  # checked before the model runs
+        heads = _select(body.heads, config.num_heads, "heads")
         result = await run_exclusive(
             served,
             lambda: served.predictor.attention(body.text, options),
             settings.request_timeout_seconds,
         )
-        config = served.predictor.config
-        layers = _select(body.layers, config.encoder_layers, "layers")
-        heads = _select(body.heads, config.num_heads, "heads")
-        _select(body.layers, config.decoder_layers, "layers")
         response = TranslationAttention(
             model=served.key,
             version=served.version,
@@ -94,12 +95,12 @@ async def attention_map(
         what = "cross-attention"
     else:
         served = sentiment_model(registry)
-        result = await run_exclusive(
-            served, lambda: served.predictor.attention(body.text), settings.request_timeout_seconds
-        )
         config = served.predictor.config
         layers = _select(body.layers, config.encoder_layers, "layers")
         heads = _select(body.heads, config.num_heads, "heads")
+        result = await run_exclusive(
+            served, lambda: served.predictor.attention(body.text), settings.request_timeout_seconds
+        )
         response = SentimentAttention(
             model=served.key,
             version=served.version,
