@@ -51,15 +51,15 @@ check-deploy-files:  ## validate Dockerfiles, compose, Prometheus, nginx and Kub
 # RELEASE_OUT; publish a result with `python -m model.ship VERSION_DIR --to artifacts`.
 DATA_DIR ?= ../shared/data
 RELEASE_OUT ?= runs
-release-models:  ## retrain en->de, de->en, sentiment and langid from scratch (hours on a CPU)
+release-models:  ## retrain en->de, de->en, sentiment and langid with the shipped recipes
 	$(BIN)/python -m model.train translation --data-dir $(DATA_DIR)/multi30k --source en \
-	  --target de --preset small --test-split test_2016_flickr --max-minutes 100 --out $(RELEASE_OUT)
+	  --target de --preset release --epochs 73 --test-split test_2016_flickr --out $(RELEASE_OUT)
 	$(BIN)/python -m model.train translation --data-dir $(DATA_DIR)/multi30k --source de \
-	  --target en --preset small --test-split test_2016_flickr --max-minutes 100 --out $(RELEASE_OUT)
+	  --target en --preset release --layers 6 --epochs 42 --test-split test_2016_flickr \
+	  --out $(RELEASE_OUT)
 	$(BIN)/python -m model.train sentiment --train $(DATA_DIR)/sst2/train.tsv \
-	  --dev $(DATA_DIR)/sst2/dev.tsv --preset tiny --d-model 96 --num-heads 4 --d-ff 192 \
-	  --layers 2 --vocab-size 6000 --epochs 3 --batch-size 64 --warmup-steps 500 --dropout 0.2 \
-	  --early-stopping-patience 2 --max-minutes 14 --out $(RELEASE_OUT)
+	  --dev $(DATA_DIR)/sst2/dev.tsv --preset release --epochs 9 --early-stopping-patience 5 \
+	  --warmup-steps 2000 --learning-rate-scale 0.25 --out $(RELEASE_OUT)
 	$(BIN)/python -m model.train langid --data-dir $(DATA_DIR)/multi30k --languages en,de,fr,cs \
 	  --preset tiny --d-model 64 --num-heads 2 --d-ff 128 --layers 2 --vocab-size 2000 \
 	  --epochs 3 --batch-size 64 --warmup-steps 300 --dropout 0.1 --max-minutes 12 --out $(RELEASE_OUT)

@@ -1,7 +1,9 @@
-"""Corpus readers and tf.data pipelines.
+"""Corpus readers and batch pipelines.
 
 Readers fail with a DataError that names the file (and line) at fault; pipelines batch by
-length so that padding stays small, and reshuffle every epoch.
+length so that padding stays small, and reshuffle every epoch. TensorFlow gets tf.data
+pipelines of any shape; compiled backends (JAX) get `PaddedBatches`, whose few fixed shapes
+compile once each.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +162,10 @@ def label_counts(examples: Sequence[tuple[str, str]]) -> dict[str, int]:
     return dict(sorted(Counter(label for _, label in examples).items()))
 
 
-# tf.data pipelines over already-tokenized ids.
+# Pipelines over already-tokenized ids.
+
+BUCKETS = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256)
+FIXED_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256)  # fewer shapes, fewer compilations
 
 
 def _bucketed(
@@ -166,9 +175,7 @@ def _bucketed(
     max_length: int,
     max_batch: int,
 ) -> tf.data.Dataset:
-    boundaries = [
-        b for b in (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256) if b < max_length
-    ]
+    boundaries = [b for b in BUCKETS if b < max_length]
     sizes = [max(1, min(max_batch, tokens_per_batch // b)) for b in [*boundaries, max_length]]
     return dataset.bucket_by_sequence_length(
         length_of,
@@ -190,6 +197,8 @@ def translation_dataset(
     max_length: int,
 ) -> tf.data.Dataset:
     """((source + </s>, <s> + target), target + </s>) batches of about batch_tokens tokens."""
+    import tensorflow as tf
+
     sources = [np.array([*s, EOS_ID], np.int32) for s, _ in pairs]
     targets = [np.array([BOS_ID, *t, EOS_ID], np.int32) for _, t in pairs]
     spec = tf.TensorSpec([None], tf.int32)
@@ -218,6 +227,8 @@ def classification_dataset(
     max_length: int,
 ) -> tf.data.Dataset:
     """(ids, label) batches of up to batch_size examples of similar length."""
+    import tensorflow as tf
+
     ids = [np.array(i[:max_length] or [PAD_ID], np.int32) for i, _ in examples]
     labels = [np.int32(label) for _, label in examples]
 
@@ -232,3 +243,120 @@ def classification_dataset(
         dataset, lambda x, y: tf.shape(x)[0], batch_size * 32, max_length + 1, batch_size
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class PaddedBatches(keras.utils.PyDataset):
+    """Batches of fixed shapes: each example goes to the smallest bucket length that holds it,
+    every batch of a bucket has that bucket's size and is padded to its length, so a compiled
+    train step is built once per bucket. Training order (`shuffle`) is redrawn every epoch and
+    drops each bucket's incomplete last batch; evaluation order keeps every example.
+
+    `examples` are tuples of id sequences (padded) and scalars (stacked); `length_of` gives an
+    example's padded length and `to_batch` turns the stacked fields into (inputs, targets).
+    """
+
+    def __init__(
+        self,
+        examples: Sequence[tuple[Any, ...]],
+        *,
+        length_of: Any,
+        batch_size_for: Any,
+        to_batch: Any,
+        max_length: int,
+        shuffle: bool,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.examples = examples
+        self.to_batch = to_batch
+        self.shuffle = shuffle
+        self.rng = np.random.default_rng(seed)
+        bounds = [b for b in FIXED_BUCKETS if b < max_length] + [max_length]
+        lengths = np.array([length_of(e) for e in examples])
+        slots = np.searchsorted(bounds, lengths)  # first bound >= length
+        self.buckets = [
+            (bound, batch_size_for(bound), np.flatnonzero(slots == i))
+            for i, bound in enumerate(bounds)
+            if np.any(slots == i)
+        ]
+        self.batches: list[tuple[int, np.ndarray]] = []
+        self._plan()
+
+    def _plan(self) -> None:
+        batches = []
+        for bound, size, members in self.buckets:
+            order = self.rng.permutation(members) if self.shuffle else members
+            stop = len(order) - len(order) % size if self.shuffle else len(order)
+            batches += [(bound, order[i : i + size]) for i in range(0, stop, size)]
+        if self.shuffle:
+            batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> Any:
+        bound, members = self.batches[index]
+        fields = zip(*(self.examples[i] for i in members), strict=True)
+        stacked = [_pad(list(f), bound) if np.ndim(f[0]) else np.array(f) for f in fields]
+        return self.to_batch(*stacked)
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._plan()
+
+
+def _pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
+    out = np.full((len(sequences), length), PAD_ID, np.int32)
+    for row, sequence in enumerate(sequences):
+        out[row, : len(sequence)] = sequence
+    return out
+
+
+def padded_translation_batches(
+    pairs: Sequence[tuple[list[int], list[int]]],
+    *,
+    batch_tokens: int,
+    shuffle: bool,
+    seed: int,
+    max_length: int,
+) -> PaddedBatches:
+    """`translation_dataset`'s batches in fixed shapes (source and target padded alike)."""
+    examples = [
+        (
+            np.array([*s, EOS_ID], np.int32),
+            np.array([BOS_ID, *t], np.int32),  # decoder input
+            np.array([*t, EOS_ID], np.int32),  # what it must predict
+        )
+        for s, t in pairs
+    ]
+    return PaddedBatches(
+        examples,
+        length_of=lambda e: max(len(e[0]), len(e[1])),
+        batch_size_for=lambda bound: max(1, batch_tokens // bound),
+        to_batch=lambda source, target_in, target_out: ((source, target_in), target_out),
+        max_length=max_length,
+        shuffle=shuffle,
+        seed=seed,
+    )
+
+
+def padded_classification_batches(
+    examples: Sequence[tuple[list[int], int]],
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    max_length: int,
+) -> PaddedBatches:
+    """`classification_dataset`'s batches in fixed shapes."""
+    rows = [(np.array(i[:max_length] or [PAD_ID], np.int32), np.int32(y)) for i, y in examples]
+    return PaddedBatches(
+        rows,
+        length_of=lambda e: len(e[0]),
+        batch_size_for=lambda bound: batch_size,
+        to_batch=lambda ids, labels: (ids, labels),
+        max_length=max_length,
+        shuffle=shuffle,
+        seed=seed,
+    )

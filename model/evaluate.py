@@ -60,7 +60,7 @@ def main(
     from model import data
     from model.decoding import DecodeOptions
     from model.predictor import Classifier, Translator, load_artifact
-    from model.training import evaluate_classifier, evaluate_translation
+    from model.publishing import evaluate_classifier, evaluate_translation
 
     path = resolve_artifact(artifact)
     loaded = load_artifact(path)

@@ -84,7 +84,7 @@ class TokenCount(keras.metrics.Metric):
         self.count.assign_add(ops.sum(ops.cast(ops.not_equal(y_true, PAD_ID), "float32")))
 
     def result(self) -> Any:
-        return self.count
+        return ops.convert_to_tensor(self.count)  # a tensor, not the variable (JAX traces it)
 
 
 @keras.saving.register_keras_serializable(package="nlp")

@@ -1,7 +1,9 @@
 """`python -m model.train {translation,sentiment,langid} ...`: train and publish a model.
 
 Every hyperparameter of the chosen preset can be overridden by a flag; the configuration
-actually used is written into the artifact's manifest.
+actually used is written into the artifact's manifest. Under KERAS_BACKEND=jax (a GPU
+worker without TensorFlow) the fitted model is saved, and `publish` evaluates and publishes
+it under TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from model.cli import setup_logging, user_errors
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 log = logging.getLogger("model.train")
 
-Preset = Annotated[str, typer.Option(help="tiny (tests, seconds), small (CPU), base")]
+Preset = Annotated[
+    str, typer.Option(help="tiny (tests, seconds), small (CPU), release (shipped models), base")
+]
 Out = Annotated[Path, typer.Option(help="artifacts root; writes <out>/<task>/<name>/<version>/")]
 Opt = typer.Option
 
@@ -41,6 +45,12 @@ def _configs(task: str, preset_name: str, overrides: dict[str, Any]) -> tuple[An
 
 def _resolve_precision(flag: str) -> bool:
     if flag == "auto":
+        import keras
+
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return jax.default_backend() == "gpu"
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))
@@ -237,6 +247,21 @@ def langid(
         name, train_examples, val_examples, {"data_dir": str(data_dir), "languages": list(codes)}
     )
     _run("langid", corpus, preset, out, mixed_precision, "basic", codes, hyper)
+
+
+@app.command()
+@user_errors
+def publish(
+    fitted: Annotated[Path, typer.Argument(help="folder written by a run under another backend")],
+    out: Out = Path("runs"),
+    beam_size: Annotated[int | None, Opt(help="beam for the validation score")] = None,
+) -> None:
+    """Evaluate and publish a model fitted under another Keras backend."""
+    setup_logging()
+    from model.publishing import load_fitted, publish_fitted
+
+    model, corpus = load_fitted(fitted)
+    typer.echo(str(publish_fitted(model, corpus, out, beam_size=beam_size)))
 
 
 if __name__ == "__main__":

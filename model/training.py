@@ -1,26 +1,28 @@
-"""The training job's core: tokenize, fit, select, evaluate and publish an artifact.
+"""The training job's core: tokenize, fit and select weights, then hand over to publishing.
 
 The CLI (`model.train`) parses flags into a ModelConfig/TrainConfig and a Corpus and calls
-`train`; tests call `train` directly with tiny configurations.
+`train`; tests call `train` directly with tiny configurations. Fitting runs on any Keras
+backend: TensorFlow (tf.data, distribution strategies) or JAX (fixed-shape batches, one
+compilation per bucket). Decoding, and so evaluation and publishing, needs TensorFlow: under
+another backend `train` saves the fitted model for `python -m model.train publish`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from model import artifacts, data
+from model import data, publishing
 from model.config import ModelConfig, TrainConfig
-from model.decoding import DecodeOptions
 from model.objectives import (
     MaskedAccuracy,
     MaskedSequenceLoss,
@@ -28,17 +30,17 @@ from model.objectives import (
     TokenCount,
     transformer_optimizer,
 )
-from model.predictor import Classifier, LoadedArtifact, Translator
 from model.reporting import (
     EpochWeights,
     TimeBudget,
     TokensPerSecond,
     average_weights,
-    plot_curves,
 )
-from model.scoring import classification_scores, translation_scores
 from model.transformer import build_model
 from tokenizers import SubwordTokenizer, normalize, train_tokenizer
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,37 @@ class Corpus:
     source_language: str | None = None
     target_language: str | None = None
     test: list[tuple[str, str]] | None = None  # optional extra split to report
+    train_examples: int | None = None  # when `train` is not kept (a saved fitted model)
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train) if self.train_examples is None else self.train_examples
 
 
-def strategy_for(name: str) -> tf.distribute.Strategy:
+@dataclass
+class Fitted:
+    """A trained model with its tokenizer and the record of how it was trained."""
+
+    model: keras.Model
+    tokenizer: SubwordTokenizer
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: dict[str, list[float]]
+    selection: dict[str, Any]
+
+
+def on_tensorflow() -> bool:
+    return keras.backend.backend() == "tensorflow"
+
+
+def strategy_for(name: str) -> Any:
+    """A tf.distribute strategy; other backends train on their default device alone."""
+    if not on_tensorflow():
+        if name != "default":
+            raise ValueError(f"--strategy {name} needs the TensorFlow backend")
+        return None
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -74,6 +104,7 @@ def _divisible(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:
     """
     if replicas == 1:
         return dataset
+    import tensorflow as tf
 
     def trim(*batch: Any) -> Any:
         size = tf.shape(tf.nest.flatten(batch)[0])[0]
@@ -125,12 +156,36 @@ def train(
     work_dir: str | Path | None = None,
     verbose: int | str = "auto",
 ) -> Path:
-    """Trains, evaluates and publishes one model; returns the published version folder."""
+    """Trains, evaluates and publishes one model; returns the published version folder.
+
+    Under a backend other than TensorFlow the fitted model is saved instead, to
+    <out>/.fitted/<task>/<name>/, and that folder is returned.
+    """
+    task = model_config.task
+    work = Path(work_dir) if work_dir else Path(out) / ".work" / task / corpus.name
+    fitted = fit(corpus, model_config, train_config, work, verbose=verbose)
+    if on_tensorflow():
+        path = publishing.publish_fitted(fitted, corpus, out)
+    else:
+        path = publishing.save_fitted(fitted, corpus, Path(out) / ".fitted" / task / corpus.name)
+        log.info("fitted model saved; publish it with: python -m model.train publish %s", path)
+    shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def fit(
+    corpus: Corpus,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    work: Path,
+    *,
+    verbose: int | str = "auto",
+) -> Fitted:
+    """Tokenizer, training with per-epoch checkpoints in `work`, and weight selection."""
     task = model_config.task
     # Collective ops (multi-worker) must be configured before TensorFlow runs anything.
     strategy = strategy_for(train_config.strategy)
     keras.utils.set_random_seed(train_config.seed)
-    work = Path(work_dir) if work_dir else Path(out) / ".work" / task / corpus.name
     work.mkdir(parents=True, exist_ok=True)
     norm = model_config.normalizer
     train_set = [
@@ -155,11 +210,14 @@ def train(
             tokenizer, train_set, val_set, train_config, model_config
         )
 
-    replicas = strategy.num_replicas_in_sync
-    fit_data, val_data = _divisible(fit_data, replicas), _divisible(val_data, replicas)
+    if strategy is not None:
+        replicas = strategy.num_replicas_in_sync
+        fit_data, val_data = _divisible(fit_data, replicas), _divisible(val_data, replicas)
     if train_config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    with strategy.scope():
+        # bfloat16 needs no loss scaling; TensorFlow's GPU kernels are fastest in float16.
+        policy = "mixed_float16" if on_tensorflow() else "mixed_bfloat16"
+        keras.mixed_precision.set_global_policy(policy)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(model_config)
         if task == "translation":
             loss: keras.losses.Loss = MaskedSequenceLoss(train_config.label_smoothing)
@@ -189,6 +247,8 @@ def train(
     if train_config.max_minutes > 0:
         callbacks.append(TimeBudget(train_config.max_minutes))
     log.info("training %s/%s: %d parameters", task, corpus.name, model.count_params())
+    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log file
+        verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(
         fit_data,
         validation_data=val_data,
@@ -199,23 +259,7 @@ def train(
     history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     history_dict.update(_history_from_log(work / "epochs" / "epochs.jsonl", history_dict))
     selection = _select_weights(model, epochs, train_config, val_data)
-
-    loaded = LoadedArtifact(model, tokenizer, {}, model_config)
-    metrics_out = evaluate_corpus(loaded, corpus, train_config)
-    log.info("validation metrics: %s", json.dumps(metrics_out))
-    path = _publish(
-        out,
-        corpus,
-        model,
-        tokenizer,
-        model_config,
-        train_config,
-        history_dict,
-        metrics_out,
-        selection,
-    )
-    shutil.rmtree(work, ignore_errors=True)
-    return path
+    return Fitted(model, tokenizer, model_config, train_config, history_dict, selection)
 
 
 def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, list[float]]:
@@ -230,7 +274,7 @@ def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, 
 
 
 def _select_weights(
-    model: keras.Model, epochs: EpochWeights, train: TrainConfig, val_data: tf.data.Dataset
+    model: keras.Model, epochs: EpochWeights, train: TrainConfig, val_data: Any
 ) -> dict[str, Any]:
     """Loads the epoch with the best validation score; with average_checkpoints > 1, the
     mean of the N best epochs replaces it only when its validation score is better."""
@@ -264,17 +308,15 @@ def _translation_data(
     train_set: list[tuple[str, str]],
     val_set: list[tuple[str, str]],
     config: TrainConfig,
-) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+) -> tuple[Any, Any]:
     train_ids = _encode_pairs(tokenizer, train_set, config, "train")
     val_ids = _encode_pairs(tokenizer, val_set, config, "validation")
     if not train_ids or not val_ids:
         raise data.DataError("no sentence pairs left after the length filter")
     longest = max(config.max_source_length, config.max_target_length)
     make = dict(batch_tokens=config.batch_tokens, seed=config.seed, max_length=longest)
-    return (
-        data.translation_dataset(train_ids, shuffle=True, **make),
-        data.translation_dataset(val_ids, shuffle=False, **make),
-    )
+    batches = data.translation_dataset if on_tensorflow() else data.padded_translation_batches
+    return batches(train_ids, shuffle=True, **make), batches(val_ids, shuffle=False, **make)
 
 
 def _classification_data(
@@ -283,7 +325,7 @@ def _classification_data(
     val_set: list[tuple[str, str]],
     config: TrainConfig,
     model_config: ModelConfig,
-) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+) -> tuple[Any, Any]:
     index = {label: i for i, label in enumerate(model_config.labels)}
 
     def encode(examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
@@ -295,103 +337,7 @@ def _classification_data(
         seed=config.seed,
         max_length=min(config.max_source_length, model_config.max_length),
     )
-    return (
-        data.classification_dataset(encode(train_set), shuffle=True, **make),
-        data.classification_dataset(encode(val_set), shuffle=False, **make),
+    batches = data.classification_dataset if on_tensorflow() else data.padded_classification_batches
+    return batches(encode(train_set), shuffle=True, **make), batches(
+        encode(val_set), shuffle=False, **make
     )
-
-
-def evaluate_corpus(loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig) -> dict[str, Any]:
-    """Scores on the validation split, and on the test split when one was given."""
-    splits = {"validation": corpus.validation}
-    if corpus.test:
-        splits["test"] = corpus.test
-    results: dict[str, Any] = {}
-    for split, examples in splits.items():
-        if loaded.config.task == "translation":
-            options = DecodeOptions(beam_size=train.beam_size, length_penalty=train.length_penalty)
-            results[split] = evaluate_translation(
-                Translator(loaded), [s for s, _ in examples], [t for _, t in examples], options
-            )
-        else:
-            results[split] = evaluate_classifier(Classifier(loaded), examples)
-    return results
-
-
-def evaluate_translation(
-    translator: Translator,
-    sources: Sequence[str],
-    references: Sequence[str],
-    options: DecodeOptions,
-    batch_size: int = 64,
-    hypotheses_out: Path | None = None,
-) -> dict[str, Any]:
-    """Corpus scores of translating `sources` (sorted by length into batches)."""
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # less padding
-    outputs: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        nbest = translator.translate([sources[i] for i in chunk], options)
-        for i, hypotheses in zip(chunk, nbest, strict=True):
-            outputs[i] = hypotheses[0].text
-    hypotheses = [outputs[i] for i in range(len(sources))]
-    if hypotheses_out is not None:
-        hypotheses_out.write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
-    scores = translation_scores(hypotheses, references)
-    scores.update(beam_size=options.beam_size, length_penalty=options.length_penalty)
-    return scores
-
-
-def evaluate_classifier(
-    classifier: Classifier, examples: Sequence[tuple[str, str]], batch_size: int = 128
-) -> dict[str, Any]:
-    predicted: list[int] = []
-    for start in range(0, len(examples), batch_size):
-        texts = [text for text, _ in examples[start : start + batch_size]]
-        predicted.extend(np.argmax(classifier.probabilities(texts), axis=-1).tolist())
-    index = {label: i for i, label in enumerate(classifier.labels)}
-    truth = [index[label] for _, label in examples]
-    return classification_scores(truth, predicted, classifier.labels)
-
-
-def _publish(
-    out: str | Path,
-    corpus: Corpus,
-    model: keras.Model,
-    tokenizer: SubwordTokenizer,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    history: dict[str, list[float]],
-    metrics_out: dict[str, Any],
-    selection: dict[str, Any],
-) -> Path:
-    publication = artifacts.publish(out, model_config.task, corpus.name)
-    with publication as staging:
-        # A fresh model holds the weights alone: the trained one also carries the optimizer.
-        inference_model = build_model(model_config)
-        inference_model.set_weights(model.get_weights())
-        inference_model.save_weights(staging / artifacts.WEIGHTS)
-        tokenizer.save(staging / artifacts.TOKENIZER)
-        (staging / artifacts.METRICS).write_text(json.dumps(metrics_out, indent=2) + "\n")
-        plot_curves(history, staging / "curves.png", f"{model_config.task}/{corpus.name}")
-        manifest = {
-            "model_config": model_config.to_dict(),
-            "train_config": train_config.to_dict(),
-            "tokenizer": {"files": [artifacts.TOKENIZER], "vocab_size": tokenizer.vocab_size},
-            "data": {
-                **corpus.sources,
-                "train_examples": len(corpus.train),
-                "validation_examples": len(corpus.validation),
-            },
-            "metrics": metrics_out,
-            "selection": selection,  # which weights were kept, and why
-            "history": history,
-            "parameters": int(model.count_params()),
-        }
-        if corpus.source_language:
-            manifest.update(
-                source_language=corpus.source_language, target_language=corpus.target_language
-            )
-        (staging / artifacts.MANIFEST).write_text(json.dumps(manifest, indent=2))
-    assert publication.path is not None
-    return publication.path

@@ -34,9 +34,10 @@ class Run:
     folder: Path
 
     @classmethod
-    def start(cls, args: list[str], folder: Path) -> Run:
+    def start(cls, args: list[str], folder: Path, env_changes: dict[str, str] | None = None) -> Run:
         folder.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+        env.update(env_changes or {})
         with (folder / "stdout").open("wb") as out, (folder / "stderr").open("wb") as err:
             process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=err)
         return cls(process, folder)
@@ -127,6 +128,15 @@ def _cli_unknown_preset(folder: Path, corpus_dir: Path) -> Run:
     return Run.start(command, folder)
 
 
+def _jax_training(folder: Path, corpus_dir: Path) -> Run:
+    """The training job under KERAS_BACKEND=jax saves a fitted model (publishing needs TF)."""
+    command = train_cli(
+        "--preset", "tiny", "--data-dir", corpus_dir, "--epochs", "2",
+        "--max-train-lines", "100", "--out", folder / "out",
+    )  # fmt: skip
+    return Run.start(command, folder, {"KERAS_BACKEND": "jax"})
+
+
 def _mirrored_training(folder: Path, corpus_dir: Path) -> Run:
     return Run.start([sys.executable, "-c", MIRRORED_SCRIPT, str(folder / "out")], folder)
 
@@ -138,6 +148,7 @@ LAUNCHERS: dict[str, Callable[[Path, Path], Run]] = {
     "cli_mismatched_lines_run": _cli_mismatched_lines,
     "cli_unknown_preset_run": _cli_unknown_preset,
     "mirrored_training_run": _mirrored_training,
+    "jax_training_run": _jax_training,
 }
 
 
@@ -178,6 +189,11 @@ def cli_mismatched_lines_run(background_runs: dict[str, Run]) -> Finished:
 @pytest.fixture(scope="session")
 def cli_unknown_preset_run(background_runs: dict[str, Run]) -> Finished:
     return _finished(background_runs, "cli_unknown_preset_run")
+
+
+@pytest.fixture(scope="session")
+def jax_training_run(background_runs: dict[str, Run]) -> Finished:
+    return _finished(background_runs, "jax_training_run")
 
 
 @pytest.fixture(scope="session")

@@ -47,5 +47,7 @@ def test_presets_give_consistent_configs(name: str, task: str) -> None:
 
 
 def test_unknown_preset_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown preset 'huge'; choose one of tiny, small, base"):
+    with pytest.raises(
+        ValueError, match="unknown preset 'huge'; choose one of tiny, small, release, base"
+    ):
         preset("huge", "translation")

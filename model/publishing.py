@@ -1,0 +1,198 @@
+"""Evaluation and publishing of a fitted model, and fitted models saved between the two.
+
+A model fitted under TensorFlow is evaluated (decoding needs TensorFlow) and published at
+once. One fitted under another backend (JAX on a GPU worker) is saved with `save_fitted`: its
+weights, tokenizer, configuration, training record and evaluation splits; `python -m
+model.train publish FOLDER` later evaluates and publishes it under TensorFlow, as one
+artifact like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model import artifacts
+from model.config import ModelConfig, TrainConfig
+from model.reporting import plot_curves
+from model.scoring import classification_scores, translation_scores
+from model.transformer import build_model
+from tokenizers import SubwordTokenizer
+
+if TYPE_CHECKING:
+    from model.predictor import Classifier, LoadedArtifact, Translator
+    from model.training import Corpus, Fitted
+
+log = logging.getLogger(__name__)
+
+FITTED_RECORD = "fitted.json"
+
+
+def publish_fitted(
+    fitted: Fitted, corpus: Corpus, out: str | Path, *, beam_size: int | None = None
+) -> Path:
+    """Scores the fitted model on the corpus' validation (and test) split and publishes it."""
+    from model.predictor import LoadedArtifact
+
+    train_config = fitted.train_config
+    if beam_size is not None:
+        train_config = train_config.replace(beam_size=beam_size)
+    loaded = LoadedArtifact(fitted.model, fitted.tokenizer, {}, fitted.model_config)
+    metrics = evaluate_corpus(loaded, corpus, train_config)
+    log.info("validation metrics: %s", json.dumps(metrics))
+    publication = artifacts.publish(out, fitted.model_config.task, corpus.name)
+    with publication as staging:
+        # A fresh model holds the weights alone: the trained one also carries the optimizer.
+        inference_model = build_model(fitted.model_config)
+        inference_model.set_weights(fitted.model.get_weights())
+        inference_model.save_weights(staging / artifacts.WEIGHTS)
+        fitted.tokenizer.save(staging / artifacts.TOKENIZER)
+        (staging / artifacts.METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        title = f"{fitted.model_config.task}/{corpus.name}"
+        plot_curves(fitted.history, staging / "curves.png", title)
+        manifest = {
+            "model_config": fitted.model_config.to_dict(),
+            "train_config": train_config.to_dict(),
+            "tokenizer": {
+                "files": [artifacts.TOKENIZER],
+                "vocab_size": fitted.tokenizer.vocab_size,
+            },
+            "data": {
+                **corpus.sources,
+                "train_examples": corpus.train_size,
+                "validation_examples": len(corpus.validation),
+            },
+            "metrics": metrics,
+            "selection": fitted.selection,  # which weights were kept, and why
+            "history": fitted.history,
+            "parameters": int(fitted.model.count_params()),
+        }
+        if corpus.source_language:
+            manifest.update(
+                source_language=corpus.source_language, target_language=corpus.target_language
+            )
+        (staging / artifacts.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    assert publication.path is not None
+    return publication.path
+
+
+def save_fitted(fitted: Fitted, corpus: Corpus, folder: Path) -> Path:
+    """Writes what `load_fitted` needs to evaluate and publish the model elsewhere."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inference_model = build_model(fitted.model_config)
+    inference_model.set_weights(fitted.model.get_weights())
+    inference_model.save_weights(folder / artifacts.WEIGHTS)
+    fitted.tokenizer.save(folder / artifacts.TOKENIZER)
+    record = {
+        "model_config": fitted.model_config.to_dict(),
+        "train_config": fitted.train_config.to_dict(),
+        "history": fitted.history,
+        "selection": fitted.selection,
+        "corpus": {
+            "name": corpus.name,
+            "sources": corpus.sources,
+            "source_language": corpus.source_language,
+            "target_language": corpus.target_language,
+            "train_examples": corpus.train_size,
+            "validation": corpus.validation,
+            "test": corpus.test,
+        },
+    }
+    (folder / FITTED_RECORD).write_text(json.dumps(record, ensure_ascii=False) + "\n")
+    return folder
+
+
+def load_fitted(folder: Path) -> tuple[Fitted, Corpus]:
+    from model.training import Corpus, Fitted
+
+    record_path = folder / FITTED_RECORD
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{folder}: no {FITTED_RECORD}; not a saved fitted model")
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    model_config = ModelConfig.from_dict(record["model_config"])
+    model = build_model(model_config)
+    model.load_weights(folder / artifacts.WEIGHTS)
+    tokenizer = SubwordTokenizer.load(folder / artifacts.TOKENIZER)
+    c = record["corpus"]
+    corpus = Corpus(
+        name=c["name"],
+        train=[],
+        validation=[tuple(pair) for pair in c["validation"]],
+        sources=c["sources"],
+        source_language=c["source_language"],
+        target_language=c["target_language"],
+        test=[tuple(pair) for pair in c["test"]] if c["test"] else None,
+        train_examples=c["train_examples"],
+    )
+    fitted = Fitted(
+        model,
+        tokenizer,
+        model_config,
+        TrainConfig.from_dict(record["train_config"]),
+        record["history"],
+        record["selection"],
+    )
+    return fitted, corpus
+
+
+def evaluate_corpus(loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig) -> dict[str, Any]:
+    """Scores on the validation split, and on the test split when one was given."""
+    splits = {"validation": corpus.validation}
+    if corpus.test:
+        splits["test"] = corpus.test
+    results: dict[str, Any] = {}
+    for split, examples in splits.items():
+        if loaded.config.task == "translation":
+            from model.decoding import DecodeOptions
+            from model.predictor import Translator
+
+            options = DecodeOptions(beam_size=train.beam_size, length_penalty=train.length_penalty)
+            results[split] = evaluate_translation(
+                Translator(loaded), [s for s, _ in examples], [t for _, t in examples], options
+            )
+        else:
+            from model.predictor import Classifier
+
+            results[split] = evaluate_classifier(Classifier(loaded), examples)
+    return results
+
+
+def evaluate_translation(
+    translator: Translator,
+    sources: Sequence[str],
+    references: Sequence[str],
+    options: Any,
+    batch_size: int = 64,
+    hypotheses_out: Path | None = None,
+) -> dict[str, Any]:
+    """Corpus scores of translating `sources` (sorted by length into batches)."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # less padding
+    outputs: dict[int, str] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        nbest = translator.translate([sources[i] for i in chunk], options)
+        for i, hypotheses in zip(chunk, nbest, strict=True):
+            outputs[i] = hypotheses[0].text
+    hypotheses = [outputs[i] for i in range(len(sources))]
+    if hypotheses_out is not None:
+        hypotheses_out.write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
+    scores = translation_scores(hypotheses, references)
+    scores.update(beam_size=options.beam_size, length_penalty=options.length_penalty)
+    return scores
+
+
+def evaluate_classifier(
+    classifier: Classifier, examples: Sequence[tuple[str, str]], batch_size: int = 128
+) -> dict[str, Any]:
+    predicted: list[int] = []
+    for start in range(0, len(examples), batch_size):
+        texts = [text for text, _ in examples[start : start + batch_size]]
+        predicted.extend(np.argmax(classifier.probabilities(texts), axis=-1).tolist())
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    truth = [index[label] for _, label in examples]
+    return classification_scores(truth, predicted, classifier.labels)
