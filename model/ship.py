@@ -53,9 +53,12 @@ def half_precision_copy(source: Path, target: Path) -> None:
 def _table(metrics: dict[str, Any]) -> str:
     rows = ["| split | metric | value |", "| --- | --- | --- |"]
     for split, values in metrics.items():
+        beam = values.get("beam_size")
+        decoding = "" if beam is None else " (greedy)" if beam == 1 else f" (beam {beam})"
         for name in ("bleu", "chrf", "accuracy", "f1"):
             if name in values:
-                rows.append(f"| {split} | {name} | {values[name]} |")
+                label = name + (decoding if name in ("bleu", "chrf") else "")
+                rows.append(f"| {split} | {label} | {values[name]} |")
     return "\n".join(rows)
 
 
