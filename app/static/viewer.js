@@ -39,6 +39,9 @@ async function loadLanguages() {
   }
   const select = $("pair");
   select.replaceChildren(...pairs.map(([s, t]) => new Option(`${s} → ${t}`, `${s}-${t}`)));
+  // The sample text is English: start from an English source when there is one.
+  const english = pairs.findIndex(([source]) => source === "en");
+  if (english >= 0) select.selectedIndex = english;
   if (!pairs.length) {
     $("task").value = "sentiment";
     $("task").querySelector('option[value="translation"]').disabled = true;
