@@ -84,8 +84,13 @@ def parse_keys(raw: str) -> list[bytes]:
     return [key.strip().encode() for key in raw.split(",") if key.strip()]
 
 
+def _as_bytes(value: str) -> bytes:
+    # A JSON body may carry lone surrogates: such a key matches nothing, it must not crash.
+    return value.encode("utf-8", "surrogatepass")
+
+
 def fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:16]
+    return hashlib.sha256(_as_bytes(value)).hexdigest()[:16]
 
 
 async def _presented_key(request: Request) -> str | None:
@@ -113,7 +118,7 @@ async def check_access(request: Request) -> None:
         presented = await _presented_key(request)
         if presented is None:
             raise Forbidden("an API key is required: Authorization: Bearer KEY, or api_key")
-        given = presented.encode()
+        given = _as_bytes(presented)
         if not any(hmac.compare_digest(given, key) for key in keys):
             raise Forbidden("invalid API key")
         identity = "key-" + fingerprint(presented)

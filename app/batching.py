@@ -128,7 +128,7 @@ class Batcher(Generic[T, R]):
     async def _step(self) -> bool:
         """Forms and runs one batch; True when the batcher is closed and empty."""
         while True:
-            self._pending = [item for item in self._pending if not item.future.done()]
+            self._drop_abandoned()
             if self._pending:
                 break
             if self._closing:
@@ -156,13 +156,19 @@ class Batcher(Generic[T, R]):
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[_Item[T, R]]:
+    def _drop_abandoned(self) -> None:
+        """Forgets (and counts) the items whose caller gave up while they waited."""
         live = [item for item in self._pending if not item.future.done()]
         dropped = len(self._pending) - len(live)
         if dropped:
             metrics.REJECTED.labels(self.name, "abandoned").inc(dropped)
+            self._pending = live
+            metrics.QUEUE_DEPTH.labels(self.name).set(len(live))
+
+    def _take_batch(self) -> list[_Item[T, R]]:
+        self._drop_abandoned()
+        live = self._pending
         if not live:
-            self._pending = []
             return []
         oldest = live[0]
         same = [item for item in live if item.group == oldest.group]

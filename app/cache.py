@@ -112,7 +112,7 @@ class ResultCache:
     def _failed(self, error: Exception) -> None:
         if not self._failing:
             log.warning(
-                "cache %s failed, bypassing it for %.0fs: %s",
+                "cache %s failed, bypassing it for %gs: %s",
                 self.name,
                 self.retry_seconds,
                 error.__class__.__name__,

@@ -17,11 +17,14 @@ log = logging.getLogger(__name__)
 class ServiceError(Exception):
     status = 500
     error_type = "internal_error"
+    retry_after: int | None = None  # seconds, sent as Retry-After unless headers say otherwise
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        if self.retry_after is not None:
+            self.headers.setdefault("Retry-After", str(self.retry_after))
 
 
 class BadRequest(ServiceError):
@@ -41,11 +44,11 @@ class PayloadTooLarge(ServiceError):
 
 
 class Overloaded(ServiceError):
-    status, error_type = 503, "overloaded"
+    status, error_type, retry_after = 503, "overloaded", 1
 
 
 class ModelUnavailable(ServiceError):
-    status, error_type = 503, "model_unavailable"
+    status, error_type, retry_after = 503, "model_unavailable", 1
 
 
 class DeadlineExceeded(ServiceError):

@@ -26,13 +26,9 @@ async def _model_call(served: ServedModel, call: Awaitable[Any], timeout: float)
     try:
         return await asyncio.wait_for(call, timeout)
     except QueueFull:
-        raise Overloaded(
-            f"the {served.key} queue is full; retry shortly", headers={"Retry-After": "1"}
-        ) from None
+        raise Overloaded(f"the {served.key} queue is full; retry shortly") from None
     except BatcherClosed:
-        raise ModelUnavailable(
-            f"{served.key} is being replaced; retry", headers={"Retry-After": "1"}
-        ) from None
+        raise ModelUnavailable(f"{served.key} is being replaced; retry") from None
     except TimeoutError:
         raise DeadlineExceeded(f"no result within {timeout:g}s; the work was dropped") from None
 

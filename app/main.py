@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,6 +17,7 @@ from app.cache import build_cache
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from app.openapi import install_openapi
 from app.registry import ModelRegistry
 from app.routes import attention, sentiment, system, translate
 
@@ -79,28 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
-    _document_parsed_bodies(app)
+    install_openapi(app, translate.PARSED_BODIES)
     return app
-
-
-def _document_parsed_bodies(app: FastAPI) -> None:
-    """Bodies parsed by hand (JSON or form) still get their schemas into the OpenAPI doc."""
-    from fastapi.openapi.utils import get_openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            for model in translate.PARSED_BODIES:
-                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                schemas.update(schema.pop("$defs", {}))
-                schemas[model.__name__] = schema
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _poll_after(loader: asyncio.Task[None], registry: ModelRegistry) -> None:

@@ -4,14 +4,31 @@ in app.limits, so the schema stays static."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_BEAM = 8
 
 
-class TranslateRequest(BaseModel):
+class ClientBody(BaseModel):
+    """A request body. JSON can carry lone surrogates ("\\ud800"): valid in a Python str,
+    but no tokenizer, cache key or response can encode them, so they are refused."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else [value]
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("text is not valid Unicode (a lone surrogate)") from None
+        return value
+
+
+class TranslateRequest(ClientBody):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
@@ -44,7 +61,7 @@ class TranslateResponse(BaseModel):
     score: float | list[float] = Field(description="mean log-probability per output token")
 
 
-class DetectRequest(BaseModel):
+class DetectRequest(ClientBody):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"q": "Ein Hund läuft am Strand."}]}
     )
@@ -58,11 +75,11 @@ class Language(BaseModel):
     targets: list[str]
 
 
-class SentimentParameters(BaseModel):
+class SentimentParameters(ClientBody):
     top_k: int | None = Field(None, ge=1, description="labels per input; all when omitted")
 
 
-class SentimentRequest(BaseModel):
+class SentimentRequest(ClientBody):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={"examples": [{"inputs": "a gorgeous, witty, seductive movie ."}]},
@@ -76,7 +93,7 @@ class LabelScore(BaseModel):
     score: float
 
 
-class AttentionRequest(BaseModel):
+class AttentionRequest(ClientBody):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={

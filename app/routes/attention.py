@@ -15,9 +15,9 @@ from app.deps import RegistryDep, SettingsDep
 from app.errors import BadRequest, InvalidInput
 from app.inference import run_exclusive
 from app.limits import check_texts
+from app.openapi import ERRORS
 from app.rendering import heatmap_png
 from app.routes.sentiment import sentiment_model
-from app.routes.translate import ERRORS
 from app.schemas import AttentionRequest, SentimentAttention, Token, TranslationAttention
 from model.decoding import DecodeOptions
 

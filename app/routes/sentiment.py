@@ -11,7 +11,7 @@ from app.access import ACCESS
 from app.deps import CacheDep, RegistryDep, SettingsDep
 from app.errors import ModelUnavailable
 from app.limits import as_list, check_texts
-from app.routes.translate import ERRORS
+from app.openapi import ERRORS
 from app.schemas import LabelScore, SentimentRequest
 
 router = APIRouter(tags=["sentiment"])

@@ -35,7 +35,11 @@ async def ready(registry: RegistryDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if is_ready else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 async def prometheus_metrics() -> Response:
     """Prometheus text exposition."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

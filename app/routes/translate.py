@@ -13,10 +13,10 @@ from app.access import ACCESS
 from app.deps import CacheDep, RegistryDep, SettingsDep
 from app.errors import BadRequest, InvalidInput
 from app.limits import as_list, check_texts
+from app.openapi import ERRORS
 from app.schemas import (
     DetectedLanguage,
     DetectRequest,
-    ErrorResponse,
     Language,
     TranslateRequest,
     TranslateResponse,
@@ -24,9 +24,6 @@ from app.schemas import (
 from model.decoding import DecodeOptions
 
 router = APIRouter(tags=["translation"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 413, 422, 503, 504)
-}
 
 
 async def _json_or_form(request: Request) -> dict[str, Any]:

@@ -37,6 +37,12 @@ def test_a_wrong_key_is_403_and_never_echoed(keyed: TestClient) -> None:
     assert "guess-123" not in response.text
 
 
+def test_a_key_with_a_lone_surrogate_is_403_not_500(keyed: TestClient) -> None:
+    raw = b'{"q": "A dog runs.", "source": "en", "target": "de", "api_key": "alpha\\ud800"}'
+    response = keyed.post("/translate", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 403, response.text
+
+
 def test_a_key_works_as_bearer_header_json_field_or_form_field(keyed: TestClient) -> None:
     bearer = keyed.post("/translate", json=BODY, headers={"Authorization": "Bearer beta-key"})
     assert bearer.status_code == 200, bearer.text

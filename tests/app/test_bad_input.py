@@ -50,6 +50,28 @@ def test_malformed_json_is_422(client: TestClient, raw: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/translate", b'{"q": "a \\ud800 dog", "source": "en", "target": "de"}'),
+        ("/translate", b'{"q": ["fine", "a \\udfff"], "source": "auto", "target": "de"}'),
+        ("/translate", b'{"q": "a dog", "source": "\\ud800", "target": "de"}'),
+        ("/detect", b'{"q": "a \\udc80 dog"}'),
+        ("/sentiment", b'{"inputs": ["a \\ud800 dog"]}'),
+        ("/attention-map", b'{"task": "sentiment", "text": "\\ud800"}'),
+        (
+            "/attention-map",
+            b'{"task": "translation", "text": "a", "source": "en", "target": "\\udfff"}',
+        ),
+    ],
+)
+def test_lone_surrogates_are_422_not_500(client: TestClient, path: str, raw: bytes) -> None:
+    """Legal JSON escapes, but no UTF-8 encoder (tokenizer, cache key) takes them."""
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_input")
+    assert "surrogate" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "a dog\x00 runs\x07 in\x1b the house",  # control characters

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,59 @@ def test_overload_is_refused_fast_and_admitted_requests_succeed(trained_root: Pa
     assert all(headers["retry-after"] == "1" for _, headers in refused)
     # Refusals do not wait for the queue: far below the 60 s request deadline.
     assert max(seconds for seconds, _ in refused) < 10
+
+
+def _metric(url: str, name: str, labels: str) -> float:
+    prefix = f"{name}{{{labels}}} "
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    return next((float(line.split()[-1]) for line in lines if line.startswith(prefix)), 0.0)
+
+
+def test_past_the_deadline_the_client_gets_504_and_the_work_is_dropped(
+    trained_root: Path,
+) -> None:
+    settings = make_settings(
+        trained_root,
+        request_timeout_seconds=1.0,
+        max_batch_size=1,
+        max_batch_wait_ms=0,
+        default_beam_size=1,
+    )
+    app = create_app(settings)
+    server = LiveServer(app)
+    server.start()
+    model = 'model="translation/en-de"'
+    abandoned_key = f'{model},reason="abandoned"'
+    held, gate = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        gate.wait(60)
+
+    try:
+        batcher = app.state.registry.models["translation/en-de"].batcher
+        assert server.loop is not None
+        # The model's thread is busy (held here): the next batch waits for it, the rest queue.
+        blocker = asyncio.run_coroutine_threadsafe(batcher.run_exclusive(hold), server.loop)
+        assert held.wait(10)
+        batches = _metric(server.url, "nlp_batch_size_count", model)
+        abandoned = _metric(server.url, "nlp_rejected_total", abandoned_key)
+        results = asyncio.run(_burst(server.url, 3, "deadline"))
+        assert [status for status, _, _ in results] == [504] * 3
+        assert max(seconds for _, seconds, _ in results) < 10  # the 1 s deadline, not 60 s
+        gate.set()
+        blocker.result(timeout=10)
+        # Once the held batch is done, the two queued items are dropped, never run.
+        deadline = time.monotonic() + 30
+        while _metric(server.url, "nlp_rejected_total", abandoned_key) < abandoned + 2:
+            assert time.monotonic() < deadline, "the abandoned items were not dropped"
+            time.sleep(0.05)
+        assert _metric(server.url, "nlp_rejected_total", abandoned_key) == abandoned + 2
+        assert _metric(server.url, "nlp_batch_size_count", model) == batches + 1
+        assert httpx.get(f"{server.url}/ready").status_code == 200
+    finally:
+        gate.set()
+        server.stop()
 
 
 def test_sigterm_lets_50_in_flight_requests_finish(trained_root: Path) -> None:

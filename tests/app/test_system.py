@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
 from app.main import create_app
+from app.middleware import RequestLogMiddleware
 from tests.app.conftest import make_settings
 
 
@@ -57,6 +59,25 @@ def test_every_response_has_a_request_id(client: TestClient) -> None:
     assert len(client.get("/health").headers["x-request-id"]) == 32
     given = client.get("/health", headers={"X-Request-ID": "req-42"})
     assert given.headers["x-request-id"] == "req-42"
+
+
+async def test_a_request_id_comes_back_byte_for_byte() -> None:
+    """Header bytes are latin-1 in ASGI; a non-ASCII id must not come back re-encoded."""
+    sent: list[Message] = []
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "headers": [(b"x-request-id", b"caf\xe9-1")]}
+    await RequestLogMiddleware(endpoint)(scope, receive, send)
+    assert (b"x-request-id", b"caf\xe9-1") in sent[0]["headers"]
 
 
 def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> None:
