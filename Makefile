@@ -6,7 +6,7 @@ ARTIFACTS_DIR ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint audit format release-models check-deploy check-deploy-files bench-decode bench-serve clean
+.PHONY: install serve test lint audit format release-models check-deploy check-deploy-files bench-decode bench-serve bench-load bench-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ bench-decode:  ## decoding speed and quality: naive loop vs cached greedy vs bea
 
 bench-serve:  ## /translate throughput and latency, batching on and off
 	$(BIN)/python -m bench.serve --artifacts $(ARTIFACTS_DIR)
+
+bench-load:  ## 60 s of mixed-endpoint load at 64 clients: throughput, p50/p95/p99, errors
+	$(BIN)/python -m bench.load --artifacts $(ARTIFACTS_DIR)
+
+bench-soak:  ## 10 minutes of the same load: memory of the service at start and end
+	$(BIN)/python -m bench.load --artifacts $(ARTIFACTS_DIR) --soak
 
 clean:
 	rm -rf .pytest_cache .ruff_cache test-output

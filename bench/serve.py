@@ -34,19 +34,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_service(artifacts: Path, batch_size: int, beam: int, wait_ms: float) -> tuple[Any, str]:
+def start_service(artifacts: Path, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m app` on a free local port with these settings (env names in lower case),
+    no Redis, no polling; returns once /ready answers 200."""
     port = _free_port()
     env = dict(
         os.environ,
         ARTIFACTS_DIR=str(artifacts),
-        MAX_BATCH_SIZE=str(batch_size),
-        MAX_BATCH_WAIT_MS=str(wait_ms),
-        DEFAULT_BEAM_SIZE=str(beam),
-        CACHE_MAX_ITEMS="0",
         REDIS_URL="",
         MODEL_POLL_SECONDS="0",
         LOG_LEVEL="WARNING",
-        MAX_QUEUE_SIZE="100000",
+        **{name.upper(): value for name, value in settings.items()},
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
@@ -68,6 +66,26 @@ def _start_service(artifacts: Path, batch_size: int, beam: int, wait_ms: float) 
         time.sleep(0.5)
     process.kill()
     raise RuntimeError("the service was not ready within 300 s")
+
+
+def _start_service(artifacts: Path, batch_size: int, beam: int, wait_ms: float) -> tuple[Any, str]:
+    return start_service(
+        artifacts,
+        max_batch_size=str(batch_size),
+        max_batch_wait_ms=str(wait_ms),
+        default_beam_size=str(beam),
+        cache_max_items="0",
+        max_queue_size="100000",
+    )
+
+
+def latency_ms(latencies: list[float], percents: tuple[int, ...] = (50, 99)) -> dict[str, float]:
+    """{"p50_ms": ..., "p99_ms": ...} of latencies in seconds."""
+    if len(latencies) > 1:
+        cuts = statistics.quantiles(latencies, n=100)
+    else:  # one latency (or none) is every percentile
+        cuts = (latencies or [0.0]) * 99
+    return {f"p{p}_ms": round(cuts[p - 1] * 1000, 1) for p in percents}
 
 
 async def _load(
@@ -96,14 +114,12 @@ async def _load(
         begun = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
         elapsed = time.perf_counter() - begun
-    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {
         "requests": len(latencies),
         "errors": errors,
         "seconds": round(elapsed, 2),
         "requests_per_second": round(len(latencies) / elapsed, 2),
-        "p50_ms": round(quantiles[49] * 1000, 1),
-        "p99_ms": round(quantiles[98] * 1000, 1),
+        **latency_ms(latencies),
     }
 
 
