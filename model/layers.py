@@ -68,6 +68,14 @@ class MultiHeadAttention(keras.layers.Layer):
         key, value = self.project_key_value(value)
         return self.attend(query, key, value, attention_mask, training=training)
 
+    def cache_key_value(self, value: Any) -> tuple[Any, Any]:
+        """Keys and values laid out for one-query steps: keys (batch, heads, key_dim, len) and
+        values (batch, heads, len, key_dim), so that `attend_step` is two batched matmuls with
+        no transpose of the cache (einsum over the (batch, len, heads, key_dim) layout copies
+        it at every step)."""
+        key, value = self.project_key_value(value)
+        return ops.transpose(key, (0, 2, 3, 1)), ops.transpose(value, (0, 2, 1, 3))
+
     def attend(
         self, query: Any, key: Any, value: Any, attention_mask: Any = None, training: bool = False
     ) -> tuple[Any, Any]:
@@ -76,18 +84,34 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_mask: boolean, broadcastable to (batch, q_len, k_len); True = may attend.
         Returns the output (batch, q_len, d_model) and weights (batch, heads, q_len, k_len).
         """
-        q = self.query_dense(query)  # (batch, q_len, heads, key_dim)
-        q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+        q = self._queries(query)  # (batch, q_len, heads, key_dim)
         logits = ops.einsum("aqhd,akhd->ahqk", q, key)  # (batch, heads, q_len, k_len)
+        scores = self._softmax(logits, attention_mask)
+        weights = ops.cast(self.dropout_layer(scores, training=training), value.dtype)
+        context = ops.einsum("ahqk,akhd->aqhd", weights, value)  # (batch, q_len, heads, key_dim)
+        return self.output_dense(context), scores  # type: ignore[misc]
+
+    def attend_step(
+        self, query: Any, key: Any, value: Any, attention_mask: Any = None
+    ) -> tuple[Any, Any]:
+        """`attend` at inference over keys/values in `cache_key_value`'s layout."""
+        q = ops.transpose(self._queries(query), (0, 2, 1, 3))  # (batch, heads, q_len, key_dim)
+        scores = self._softmax(ops.matmul(q, key), attention_mask)  # (batch, heads, q, k)
+        context = ops.matmul(ops.cast(scores, value.dtype), value)  # (batch, heads, q, key_dim)
+        return self.output_dense(ops.transpose(context, (0, 2, 1, 3))), scores  # type: ignore[misc]
+
+    def _queries(self, query: Any) -> Any:
+        q = self.query_dense(query)  # (batch, q_len, heads, key_dim)
+        return q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+
+    @staticmethod
+    def _softmax(logits: Any, attention_mask: Any) -> Any:
         # Softmax in float32: under mixed precision float16 logits saturate.
         logits = ops.cast(logits, "float32")
         if attention_mask is not None:
             mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
             logits = ops.where(mask, logits, _MASK_VALUE)
-        scores = ops.softmax(logits, axis=-1)
-        weights = ops.cast(self.dropout_layer(scores, training=training), value.dtype)
-        context = ops.einsum("ahqk,akhd->aqhd", weights, value)  # (batch, q_len, heads, key_dim)
-        return self.output_dense(context), scores  # type: ignore[misc]
+        return ops.softmax(logits, axis=-1)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -305,20 +329,22 @@ class DecoderBlock(_Block):
     ) -> tuple[Any, tuple[Any, Any], Any, Any]:
         """One decoding step at position `index` (inference only, no dropout).
 
-        x (batch, 1, d_model); self_cache: keys and values (batch, max_len, heads, key_dim)
-        with positions < index filled; cross_cache: the memory's keys and values.
+        x (batch, 1, d_model); self_cache: keys (batch, heads, key_dim, max_len) and values
+        (batch, heads, max_len, key_dim) with positions < index filled; cross_cache: the
+        memory's keys and values in the same layout (`MultiHeadAttention.cache_key_value`).
         Returns the output, the updated self cache, and both attention weights.
         """
         h = self.self_norm(x)
-        new_key, new_value = self.self_attention.project_key_value(h)  # (batch, 1, heads, dim)
-        max_len = ops.shape(self_cache[0])[1]
-        slot = ops.reshape(ops.one_hot(index, max_len, dtype=new_key.dtype), (1, -1, 1, 1))
-        key = self_cache[0] * (1 - slot) + new_key * slot
-        value = self_cache[1] * (1 - slot) + new_value * slot
+        new_key, new_value = self.self_attention.cache_key_value(h)  # one position each
+        max_len = ops.shape(self_cache[1])[2]
+        slot = ops.one_hot(index, max_len, dtype=new_key.dtype)
+        key_slot, value_slot = ops.reshape(slot, (1, 1, 1, -1)), ops.reshape(slot, (1, 1, -1, 1))
+        key = self_cache[0] * (1 - key_slot) + new_key * key_slot
+        value = self_cache[1] * (1 - value_slot) + new_value * value_slot
         visible = ops.reshape(ops.arange(max_len) <= index, (1, 1, -1))  # (1, 1, max_len)
-        y, self_scores = self.self_attention.attend(h, key, value, visible)
+        y, self_scores = self.self_attention.attend_step(h, key, value, visible)
         x = x + y
         h = self.cross_norm(x)
-        y, cross_scores = self.cross_attention.attend(h, *cross_cache, memory_mask)
+        y, cross_scores = self.cross_attention.attend_step(h, *cross_cache, memory_mask)
         x = x + y
         return self._feed_forward(x, False), (key, value), self_scores, cross_scores

@@ -145,10 +145,11 @@ class Seq2SeqTransformer(_Encoder):
         """Empty self-attention caches and the memory's cross-attention keys/values."""
         batch = ops.shape(memory)[0]
         c = self.model_config
-        empty = ops.zeros((batch, max_length, c.num_heads, c.head_dim), dtype=memory.dtype)
+        keys = ops.zeros((batch, c.num_heads, c.head_dim, max_length), dtype=memory.dtype)
+        values = ops.zeros((batch, c.num_heads, max_length, c.head_dim), dtype=memory.dtype)
         return {
-            "self": [(empty, empty) for _ in self.decoder_blocks],
-            "cross": [b.cross_attention.project_key_value(memory) for b in self.decoder_blocks],
+            "self": [(keys, values) for _ in self.decoder_blocks],
+            "cross": [b.cross_attention.cache_key_value(memory) for b in self.decoder_blocks],
         }
 
     def decode_step(

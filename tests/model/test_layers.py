@@ -146,9 +146,11 @@ def test_decoder_block_step_matches_the_teacher_forced_pass() -> None:
     causal = np.tril(np.ones((5, 5), dtype=bool))[None]
     memory_mask = np.ones((1, 1, 3), dtype=bool)
     expected, _, _ = block(x, memory, causal, memory_mask)
-    empty = ops.zeros((1, 5, HEADS, D_MODEL // HEADS))
-    cache = (empty, empty)
-    cross = block.cross_attention.project_key_value(memory)
+    cache = (
+        ops.zeros((1, HEADS, D_MODEL // HEADS, 5)),  # keys: (batch, heads, key_dim, len)
+        ops.zeros((1, HEADS, 5, D_MODEL // HEADS)),  # values: (batch, heads, len, key_dim)
+    )
+    cross = block.cross_attention.cache_key_value(memory)
     for index in range(5):
         output, cache, _, _ = block.step(x[:, index : index + 1], index, cache, cross, memory_mask)
         np.testing.assert_allclose(output[0, 0], expected[0, index], rtol=1e-4, atol=1e-5)
