@@ -111,6 +111,13 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=60)
 
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def wait_ready(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout

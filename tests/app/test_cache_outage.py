@@ -36,12 +36,10 @@ def service(trained_root: Path, tmp_path: Path) -> Iterator[tuple[LiveServer, Re
     settings = make_settings(
         trained_root, redis_url=redis.url, redis_retry_seconds=0.2, redis_timeout_seconds=0.2
     )
-    server = LiveServer(create_app(settings))
-    server.start()
     try:
-        yield server, redis
+        with LiveServer(create_app(settings)) as server:
+            yield server, redis
     finally:
-        server.stop()
         redis.stop()
 
 

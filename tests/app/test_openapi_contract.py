@@ -62,12 +62,8 @@ def live_schema(trained_root: Path) -> Iterator[BaseSchema]:
         max_body_bytes=4_096,
         max_output_tokens=12,
     )
-    server = LiveServer(create_app(app_settings))
-    server.start()
-    try:
+    with LiveServer(create_app(app_settings)) as server:
         yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-    finally:
-        server.stop()
 
 
 def with_pair(case: Case, pair: tuple[str, str]) -> Case:

@@ -45,12 +45,8 @@ def test_overload_is_refused_fast_and_admitted_requests_succeed(trained_root: Pa
         max_batch_wait_ms=20,
         request_timeout_seconds=60,
     )
-    server = LiveServer(create_app(settings))
-    server.start()
-    try:
+    with LiveServer(create_app(settings)) as server:
         results = asyncio.run(_burst(server.url, 60, "overload"))
-    finally:
-        server.stop()
     statuses = [status for status, _, _ in results]
     assert set(statuses) <= {200, 503}
     refused = [(seconds, headers) for status, seconds, headers in results if status == 503]
