@@ -47,10 +47,7 @@ def publish_fitted(
     log.info("validation metrics: %s", json.dumps(metrics))
     publication = artifacts.publish(out, fitted.model_config.task, corpus.name)
     with publication as staging:
-        # A fresh model holds the weights alone: the trained one also carries the optimizer.
-        inference_model = build_model(fitted.model_config)
-        inference_model.set_weights(fitted.model.get_weights())
-        inference_model.save_weights(staging / artifacts.WEIGHTS)
+        _save_inference_weights(fitted, staging / artifacts.WEIGHTS)
         fitted.tokenizer.save(staging / artifacts.TOKENIZER)
         (staging / artifacts.METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         title = f"{fitted.model_config.task}/{corpus.name}"
@@ -84,9 +81,7 @@ def publish_fitted(
 def save_fitted(fitted: Fitted, corpus: Corpus, folder: Path) -> Path:
     """Writes what `load_fitted` needs to evaluate and publish the model elsewhere."""
     folder.mkdir(parents=True, exist_ok=True)
-    inference_model = build_model(fitted.model_config)
-    inference_model.set_weights(fitted.model.get_weights())
-    inference_model.save_weights(folder / artifacts.WEIGHTS)
+    _save_inference_weights(fitted, folder / artifacts.WEIGHTS)
     fitted.tokenizer.save(folder / artifacts.TOKENIZER)
     record = {
         "model_config": fitted.model_config.to_dict(),
@@ -105,6 +100,13 @@ def save_fitted(fitted: Fitted, corpus: Corpus, folder: Path) -> Path:
     }
     (folder / FITTED_RECORD).write_text(json.dumps(record, ensure_ascii=False) + "\n")
     return folder
+
+
+def _save_inference_weights(fitted: Fitted, path: Path) -> None:
+    # A fresh model holds the weights alone: the trained one also carries the optimizer.
+    inference_model = build_model(fitted.model_config)
+    inference_model.set_weights(fitted.model.get_weights())
+    inference_model.save_weights(path)
 
 
 def load_fitted(folder: Path) -> tuple[Fitted, Corpus]:
