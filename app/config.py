@@ -21,7 +21,11 @@ class Settings(BaseSettings):
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="0 disables polling for versions")
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    xla: Literal["auto", "on", "off"] = Field("auto", description="auto: on with a GPU only")
+    xla: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="decoding with XLA: auto = each batch shape compiled in the background "
+        "and served uncompiled until then; on = compiled before its first batch runs; off",
+    )
 
     # Batching
     max_batch_size: int | None = Field(

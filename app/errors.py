@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(str(error.detail), kind), error.status_code, headers=error.headers
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, error: ClientDisconnect) -> JSONResponse:
+        # The client left while its body was read: nobody reads this answer, and it is not
+        # the service's fault. 499 is nginx's "client closed request".
+        log.info("client closed the request on %s", request.url.path)
+        return JSONResponse(error_body("client closed the request", "client_closed_request"), 499)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -15,13 +15,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import metrics
 from app.batching import Batcher
 from app.config import Settings
 from app.errors import ModelUnavailable
 from model import artifacts
+
+if TYPE_CHECKING:  # model.decoding imports TensorFlow, which loads with the models
+    from model.decoding import XlaMode
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +45,14 @@ class ServedModel:
     def key(self) -> str:
         return f"{self.task}/{self.name}"
 
+    async def close(self) -> None:
+        await self.batcher.close()  # finishes what it had queued
+        self.predictor.close()  # then stops compiling shapes nobody will run
 
-def configure_device(device: str, xla: str) -> tuple[str, bool]:
-    """Hides or requires the GPU before any model is built; returns (device, use_xla)."""
+
+def configure_device(device: str, xla: str) -> tuple[str, XlaMode]:
+    """Hides or requires the GPU before any model is built; returns the device and how
+    the decoder uses XLA (`auto`: compiled shapes in the background, on CPU and GPU)."""
     import keras
     import tensorflow as tf
 
@@ -56,8 +64,8 @@ def configure_device(device: str, xla: str) -> tuple[str, bool]:
         raise RuntimeError("DEVICE=gpu but TensorFlow sees no GPU")
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    use_xla = xla == "on" or (xla == "auto" and bool(gpus))
-    return ("gpu" if gpus else "cpu"), use_xla
+    mode: XlaMode = "background" if xla == "auto" else "on" if xla == "on" else "off"
+    return ("gpu" if gpus else "cpu"), mode
 
 
 class ModelRegistry:
@@ -69,7 +77,7 @@ class ModelRegistry:
         self.problems: dict[str, str] = {}
         self.loading = True
         self.device = "unknown"
-        self.use_xla = False
+        self.xla: XlaMode = "off"
         self._lock = asyncio.Lock()
 
     # Loading
@@ -77,10 +85,10 @@ class ModelRegistry:
     async def start(self) -> None:
         """Loads every model found (never raises: problems are reported by readiness)."""
         try:
-            self.device, self.use_xla = await asyncio.to_thread(
+            self.device, self.xla = await asyncio.to_thread(
                 configure_device, self.settings.device, self.settings.xla
             )
-            log.info("device %s, xla %s", self.device, self.use_xla)
+            log.info("device %s, xla %s", self.device, self.xla)
             await self.refresh()
         except Exception as error:
             log.exception("model loading failed")
@@ -141,7 +149,7 @@ class ModelRegistry:
         if loaded.config.task == "translation":
             predictor = Translator(
                 loaded,
-                jit_compile=self.use_xla,
+                xla=self.xla,
                 on_compile=lambda kind: metrics.COMPILATIONS.labels(key).inc(),
             )
             run = self._translation_runner(predictor, key)
@@ -207,7 +215,7 @@ class ModelRegistry:
         if old is not None:
             metrics.MODEL_INFO.remove(old.key, str(old.version))
             log.info("swapped %s: version %d -> %d", served.key, old.version, served.version)
-            await old.batcher.close()  # finishes what it had queued
+            await old.close()
 
     async def poll_forever(self) -> None:
         interval = self.settings.model_poll_seconds
@@ -220,7 +228,7 @@ class ModelRegistry:
 
     async def close(self) -> None:
         for served in list(self.models.values()):
-            await served.batcher.close()
+            await served.close()
 
     # Queries
 

@@ -23,7 +23,7 @@ from bench.measure import Run
 from bench.naive import NaiveGreedy
 from model.cli import setup_logging, user_errors
 from model.data import read_parallel
-from model.decoding import DecodeOptions
+from model.decoding import DecodeOptions, XlaMode
 from model.evaluate import resolve_artifact
 from model.predictor import Translator, load_artifact
 from model.scoring import translation_scores
@@ -61,7 +61,9 @@ def main(
     sentences: Annotated[int, Opt(help="first N lines", min=1)] = 512,
     naive_sentences: Annotated[int, Opt(help="naive loop's subset", min=1)] = 64,
     quick: Annotated[bool, Opt(help="smoke run: 32 sentences, naive on 8")] = False,
-    xla: Annotated[bool, Opt(help="Decoder(jit_compile=True)")] = False,
+    xla: Annotated[
+        XlaMode, Opt(help="off: one graph for all shapes; on: XLA, compiled per bucket")
+    ] = "off",
     matmul_size: Annotated[int, Opt(help="square matmul for the peak", min=64)] = 2048,
     json_out: Annotated[Path | None, Opt(help="also write the JSON here")] = None,
 ) -> None:
@@ -70,7 +72,7 @@ def main(
     if quick:
         sentences, naive_sentences = 32, 8
     path = resolve_artifact(artifact)
-    translator = Translator(load_artifact(path), jit_compile=xla)
+    translator = Translator(load_artifact(path), xla=xla)
     pairs = read_parallel(source_file, reference_file)[:sentences]
     references = [target for _, target in pairs]
     sources = translator.tokenizer.encode_batch([translator.prepare(s) for s, _ in pairs])

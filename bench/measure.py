@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import tensorflow as tf
 
 from bench.naive import NaiveGreedy
-from model.decoding import DecodeOptions, Decoder, batch_bucket, flops_per_token
+from model.decoding import DecodeOptions, Decoder, flops_per_token
 from model.transformer import Seq2SeqTransformer
 from tokenizers import EOS_ID
 
@@ -73,8 +73,9 @@ def time_cached(
     chunks = [order[start : start + batch] for start in range(0, len(order), batch)]
     before = decoder.compilations
     started = time.perf_counter()
-    for chunk in _one_chunk_per_graph(decoder, sources, chunks):
+    for chunk in _one_chunk_per_graph(decoder, sources, chunks, options):
         decoder.translate([sources[i] for i in chunk], options)
+    decoder.wait_for_compilations()  # "background": time the compiled loops, as served later
     warmup_s = time.perf_counter() - started
     warm = decoder.compilations
     outputs: list[list[int]] = [[] for _ in sources]
@@ -88,16 +89,17 @@ def time_cached(
 
 
 def _one_chunk_per_graph(
-    decoder: Decoder, sources: Sequence[Sequence[int]], chunks: list[list[int]]
+    decoder: Decoder,
+    sources: Sequence[Sequence[int]],
+    chunks: list[list[int]],
+    options: DecodeOptions,
 ) -> list[list[int]]:
     """Warm-up batches: one graph serves every shape without XLA, one per bucket with it."""
     if not decoder.jit_compile:
         return chunks[:1]
-    by_shape: dict[tuple[int, int], list[int]] = {}
+    by_shape: dict[Hashable, list[int]] = {}
     for chunk in chunks:
-        longest = min(max(len(sources[i]) for i in chunk) + 1, decoder.model_max_length)
-        key = (batch_bucket(len(chunk)), -(-longest // decoder.length_bucket))
-        by_shape.setdefault(key, chunk)
+        by_shape.setdefault(decoder.shape_of([sources[i] for i in chunk], options), chunk)
     return list(by_shape.values())
 
 

@@ -142,6 +142,9 @@ def main(
     batch_sizes: Annotated[str, typer.Option(help="MAX_BATCH_SIZE values")] = "32,1",
     beam: Annotated[int, typer.Option(help="DEFAULT_BEAM_SIZE of the service")] = 1,
     wait_ms: Annotated[float, typer.Option(help="MAX_BATCH_WAIT_MS")] = 5.0,
+    warm_seconds: Annotated[
+        float, typer.Option(help="untimed load first (XLA=auto compiles shapes meanwhile)")
+    ] = 3.0,
     json_out: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
     """Requests per second and p50/p99 latency of /translate, batching on and off."""
@@ -151,7 +154,7 @@ def main(
     for size in [int(s) for s in batch_sizes.split(",")]:
         process, url = _start_service(artifacts, size, beam, wait_ms)
         try:
-            asyncio.run(_load(url, sentences[:64], (source, target), concurrency, 3.0))  # warm
+            asyncio.run(_load(url, sentences, (source, target), concurrency, warm_seconds))
             figures = asyncio.run(_load(url, sentences, (source, target), concurrency, seconds))
             metrics_text = httpx.get(f"{url}/metrics").text
             figures.update(

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 import tensorflow as tf
 
+from model.compilation import CompileQueue
 from model.transformer import Seq2SeqTransformer
 from tokenizers import BOS_ID, EOS_ID, PAD_ID
 
@@ -67,54 +69,70 @@ def batch_bucket(size: int) -> int:
     return bucket
 
 
+XlaMode = Literal["off", "on", "background"]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What an XLA-compiled loop is specialized to: one compiled graph per value."""
+
+    beam_size: int
+    batch: int  # batch_bucket(sentences)
+    source_len: int  # bucketed source length, </s> included
+    loop_len: int  # steps the loop may run; each sentence's own limit is a tensor
+
+
 class Decoder:
     """Translates batches of token-id sequences with a trained Seq2SeqTransformer.
 
-    Thread-safe for concurrent callers (the compiled functions are shared); a service
-    runs one batch at a time per model anyway.
+    xla: "off" runs one shape-agnostic graph for every batch. "on" runs XLA-compiled loops,
+    one per bucketed shape, compiled by the first batch of that shape. "background" serves
+    a shape from the XLA loop once it is compiled and from the shape-agnostic graph until
+    then, compiling it in a background thread: no request waits for a compilation.
+    Thread-safe for concurrent callers; a service runs one batch at a time per model anyway.
     """
 
     def __init__(
         self,
         model: Seq2SeqTransformer,
         *,
-        jit_compile: bool = False,
+        xla: XlaMode = "off",
         length_bucket: int = 8,
         on_compile: Callable[[str], None] | None = None,
     ) -> None:
+        if xla not in ("off", "on", "background"):
+            raise ValueError(f"xla must be off, on or background, not {xla!r}")
         self.model = model
-        self.jit_compile = jit_compile
+        self.xla = xla
         self.length_bucket = length_bucket
         self.compilations = 0
         self._on_compile = on_compile
         self._lock = threading.Lock()
-        # Without XLA one graph serves every shape (dimensions left unknown); XLA needs
-        # static shapes, so it traces once per bucketed shape.
-        dynamic = (
-            None
-            if jit_compile
-            else [
-                tf.TensorSpec([None, None], tf.int32),  # source ids
-                tf.TensorSpec([None], tf.int32),  # per-sentence length limits
-                tf.TensorSpec([], tf.int32),  # loop length
-            ]
-        )
-        self._greedy = tf.function(
-            self._greedy_loop, jit_compile=jit_compile, input_signature=dynamic
-        )
-        beam_signature = None if dynamic is None else [*dynamic, tf.TensorSpec([], tf.float32)]
-        self._beams = {
-            k: tf.function(
-                partial(self._beam_loop, beam_size=k),
-                jit_compile=jit_compile,
-                input_signature=beam_signature,
-            )
-            for k in range(2, MAX_BEAM_SIZE + 1)
-        }
+        # One graph serves every shape (dimensions left unknown)...
+        dynamic = [
+            tf.TensorSpec([None, None], tf.int32),  # source ids
+            tf.TensorSpec([None], tf.int32),  # per-sentence length limits
+            tf.TensorSpec([], tf.int32),  # loop length
+            tf.TensorSpec([], tf.float32),  # length penalty
+        ]
+        self._loops = self._compile_loops(jit_compile=False, input_signature=dynamic)
+        # ...while XLA needs static shapes, so it traces once per bucketed shape.
+        self._xla_loops = self._compile_loops(jit_compile=True) if xla != "off" else {}
+        self._compiled = CompileQueue(self._compile_shape, name="decoder-xla")
+
+    def _compile_loops(self, **kwargs: Any) -> dict[int, Callable[..., Any]]:
+        loops = {1: tf.function(self._greedy_loop, **kwargs)}
+        for k in range(2, MAX_BEAM_SIZE + 1):
+            loops[k] = tf.function(partial(self._beam_loop, beam_size=k), **kwargs)
+        return loops
 
     @property
     def model_max_length(self) -> int:
         return self.model.model_config.max_length
+
+    @property
+    def jit_compile(self) -> bool:
+        return self.xla != "off"
 
     def translate(
         self, sources: Sequence[Sequence[int]], options: DecodeOptions = DecodeOptions()
@@ -122,37 +140,84 @@ class Decoder:
         """sources: subword ids without specials -> n-best hypotheses per source."""
         if not sources:
             return []
-        source_ids, limits, max_len = self._prepare(sources, options)
-        if options.beam_size == 1:
-            tokens, totals, lengths = self._greedy(source_ids, limits, max_len)
-            tokens, totals, lengths = tokens[:, None], totals[:, None], lengths[:, None]
+        shape = self.shape_of(sources, options)
+        use_xla = self.xla == "on" or (self.xla == "background" and self._compiled.ready(shape))
+        if use_xla:
+            inputs = self._prepare(sources, options, shape.batch, shape.source_len, shape.loop_len)
+            tokens, totals, lengths = self._xla_loops[options.beam_size](*inputs)
+            self._compiled.mark_ready(shape)
         else:
-            tokens, totals, lengths = self._beams[options.beam_size](
-                source_ids, limits, max_len, tf.constant(options.length_penalty, tf.float32)
-            )
+            if self.xla == "background":
+                self._compiled.request(shape)
+            loop_len = min(self._cap(options), self._loop_len(shape.source_len, options))
+            inputs = self._prepare(sources, options, len(sources), shape.source_len, loop_len)
+            tokens, totals, lengths = self._loops[options.beam_size](*inputs)
         return self._hypotheses(
             tokens.numpy(), totals.numpy(), lengths.numpy(), len(sources), options
         )
 
-    def _prepare(
-        self, sources: Sequence[Sequence[int]], options: DecodeOptions
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def shape_of(self, sources: Sequence[Sequence[int]], options: DecodeOptions) -> _Shape:
+        """The bucketed shape a batch runs at under XLA."""
         # Leave room for </s> inside the positional table.
         longest = min(max(len(s) for s in sources) + 1, self.model_max_length)
-        src_len = min(_round_up(longest, self.length_bucket), self.model_max_length)
-        batch = batch_bucket(len(sources)) if self.jit_compile else len(sources)
-        source_ids = np.full((batch, src_len), PAD_ID, dtype=np.int32)
+        source_len = min(_round_up(longest, self.length_bucket), self.model_max_length)
+        # The loop length depends on the bucket, not on a request's max_length (each row's
+        # own limit is enforced inside the loop), so shapes stay few.
+        loop_len = min(self.model_max_length - 1, self._loop_len(source_len, options))
+        return _Shape(options.beam_size, batch_bucket(len(sources)), source_len, loop_len)
+
+    def wait_for_compilations(self) -> None:
+        """Blocks until every shape queued for background compilation is compiled."""
+        self._compiled.join()
+
+    def close(self) -> None:
+        """Stops background compilation (a replaced model's decoder)."""
+        self._compiled.close()
+
+    def _compile_shape(self, shape: Hashable) -> None:
+        """Runs a batch of empty sentences at `shape`: each stops at once, after compiling."""
+        assert isinstance(shape, _Shape)
+        sources = np.full((shape.batch, shape.source_len), PAD_ID, dtype=np.int32)
+        sources[:, 0] = EOS_ID
+        self._xla_loops[shape.beam_size](
+            tf.constant(sources),
+            tf.ones((shape.batch,), tf.int32),  # a limit of one token: </s> at step 0
+            tf.constant(shape.loop_len, tf.int32),
+            tf.constant(0.0, tf.float32),
+        )[0].numpy()
+
+    @staticmethod
+    def _loop_len(source_len: int, options: DecodeOptions) -> int:
+        return int(source_len * options.max_length_ratio) + options.max_length_offset
+
+    def _cap(self, options: DecodeOptions) -> int:
+        return min(options.max_length, self.model_max_length - 1)
+
+    def _prepare(
+        self,
+        sources: Sequence[Sequence[int]],
+        options: DecodeOptions,
+        batch: int,
+        source_len: int,
+        loop_len: int,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Padded source ids, each row's output limit, the loop length, the length penalty.
+
+        Padding rows have a limit of 0: they emit </s> at the first step and stop.
+        """
+        source_ids = np.full((batch, source_len), PAD_ID, dtype=np.int32)
         limits = np.zeros((batch,), dtype=np.int32)
-        cap = min(options.max_length, self.model_max_length - 1)
+        cap = min(self._cap(options), loop_len)
         for row, ids in enumerate(sources):
-            ids = [*list(ids)[: src_len - 1], EOS_ID]
+            ids = [*list(ids)[: source_len - 1], EOS_ID]
             source_ids[row, : len(ids)] = ids
-            limits[row] = min(
-                cap, int(len(ids) * options.max_length_ratio) + options.max_length_offset
-            )
-        # The loop length depends on the bucket, not the sentence, so shapes stay few.
-        max_len = min(cap, int(src_len * options.max_length_ratio) + options.max_length_offset)
-        return tf.constant(source_ids), tf.constant(limits), tf.constant(max_len, tf.int32)
+            limits[row] = min(cap, self._loop_len(len(ids), options))
+        return (
+            tf.constant(source_ids),
+            tf.constant(limits),
+            tf.constant(loop_len, tf.int32),
+            tf.constant(options.length_penalty, tf.float32),
+        )
 
     def _count_compilation(self, kind: str) -> None:
         # Runs only while tracing: a Python side effect inside a tf.function.
@@ -163,8 +228,14 @@ class Decoder:
             self._on_compile(kind)
 
     def _greedy_loop(
-        self, source_ids: tf.Tensor, limits: tf.Tensor, max_len: tf.Tensor
+        self,
+        source_ids: tf.Tensor,
+        limits: tf.Tensor,
+        max_len: tf.Tensor,
+        length_penalty: tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Returns tokens (batch, 1, steps), totals and lengths (batch, 1): a 1-best list."""
+        del length_penalty  # one greedy hypothesis: nothing to rank
         self._count_compilation("greedy")
         model = self.model
         memory, memory_mask, _ = model.encode(source_ids)
@@ -199,7 +270,7 @@ class Decoder:
                 out,
             ),
         )
-        return tf.transpose(out.stack()), totals, lengths  # (batch, steps)
+        return tf.transpose(out.stack())[:, None], totals[:, None], lengths[:, None]
 
     def _beam_loop(
         self,
@@ -214,14 +285,11 @@ class Decoder:
         model, k = self.model, beam_size
         batch = tf.shape(source_ids)[0]
         memory, memory_mask, _ = model.encode(source_ids)
-        memory = tf.repeat(memory, k, axis=0)  # (batch * k, src_len, d_model)
-        memory_mask = tf.repeat(memory_mask, k, axis=0)
         limits = tf.repeat(limits, k)
-        cache = model.init_cache(memory, max_len)
+        cache = model.init_cache(memory, max_len, beams=k)  # memory stays one per sentence
         vocab = model.model_config.vocab_size
         # Only beam 0 is live at first, so the k beams do not start as copies.
         totals = tf.tile(tf.constant([[0.0] + [_NEG_INF] * (k - 1)]), [batch, 1])
-        base = tf.range(batch)[:, None] * k  # (batch, 1): row offset of each sentence's beams
         pad_only = tf.one_hot(PAD_ID, vocab, on_value=0.0, off_value=_NEG_INF)
 
         def body(i, ids, cache, finished, totals, lengths, tokens):  # type: ignore[no-untyped-def]
@@ -229,30 +297,29 @@ class Decoder:
             log_probs = _constrain(log_probs, i >= limits - 1)
             # A finished beam continues with padding at no cost, keeping its score.
             log_probs = tf.where(tf.reshape(finished, [-1, 1]), pad_only, log_probs)
-            candidates = tf.reshape(totals, [-1, 1]) + log_probs  # (batch * k, vocab)
-            candidates = tf.reshape(candidates, [batch, k * vocab])
+            # A survivor is among its own beam's k best tokens, so the top k of the k * k
+            # (beam, token) pairs equals the top k of all k * vocab, for far less sorting.
+            best, best_ids = tf.math.top_k(log_probs, k=k)  # (batch * k, k)
+            candidates = tf.reshape(tf.reshape(totals, [-1, 1]) + best, [batch, k * k])
             totals, flat = tf.math.top_k(candidates, k=k)  # (batch, k)
-            origin = flat // vocab
-            next_ids = flat % vocab
-            rows = tf.reshape(base + origin, [-1])  # (batch * k,) rows of the surviving beams
+            origin = flat // k  # (batch, k): the beam each survivor extends
+            next_ids = tf.gather(tf.reshape(best_ids, [batch, k * k]), flat, batch_dims=1)
+
+            def reorder(rows: tf.Tensor) -> tf.Tensor:  # (batch * k, ...) in survivor order
+                shape = tf.shape(rows)
+                grouped = tf.reshape(rows, tf.concat([[batch, k], shape[1:]], axis=0))
+                return tf.reshape(tf.gather(grouped, origin, batch_dims=1), shape)
+
             cache = {
-                "self": [(tf.gather(a, rows), tf.gather(b, rows)) for a, b in cache["self"]],
+                "self": [(reorder(a), reorder(b)) for a, b in cache["self"]],
                 "cross": cache["cross"],
             }
-            was_finished = tf.gather(tf.reshape(finished, [-1]), rows)
-            lengths = tf.gather(tf.reshape(lengths, [-1]), rows) + tf.cast(~was_finished, tf.int32)
-            tokens = tf.gather(tokens, rows)
+            was_finished = tf.gather(finished, origin, batch_dims=1)
+            lengths = tf.gather(lengths, origin, batch_dims=1) + tf.cast(~was_finished, tf.int32)
+            tokens = reorder(tokens)
             tokens = tokens + tf.one_hot(i, max_len, dtype=tf.int32) * tf.reshape(next_ids, [-1, 1])
-            finished = tf.reshape(was_finished | (tf.reshape(next_ids, [-1]) == EOS_ID), [batch, k])
-            return (
-                i + 1,
-                tf.reshape(next_ids, [-1]),
-                cache,
-                finished,
-                totals,
-                tf.reshape(lengths, [batch, k]),
-                tokens,
-            )
+            finished = was_finished | (next_ids == EOS_ID)
+            return i + 1, tf.reshape(next_ids, [-1]), cache, finished, totals, lengths, tokens
 
         def cond(i, ids, cache, finished, *_):  # type: ignore[no-untyped-def]
             return tf.logical_and(i < max_len, ~tf.reduce_all(finished))

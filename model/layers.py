@@ -336,15 +336,30 @@ class DecoderBlock(_Block):
         """
         h = self.self_norm(x)
         new_key, new_value = self.self_attention.cache_key_value(h)  # one position each
-        max_len = ops.shape(self_cache[1])[2]
-        slot = ops.one_hot(index, max_len, dtype=new_key.dtype)
-        key_slot, value_slot = ops.reshape(slot, (1, 1, 1, -1)), ops.reshape(slot, (1, 1, -1, 1))
-        key = self_cache[0] * (1 - key_slot) + new_key * key_slot
-        value = self_cache[1] * (1 - value_slot) + new_value * value_slot
-        visible = ops.reshape(ops.arange(max_len) <= index, (1, 1, -1))  # (1, 1, max_len)
+        # Written in place (a dynamic-update-slice) rather than by blending the whole cache.
+        key = ops.slice_update(self_cache[0], (0, 0, 0, index), new_key)
+        value = ops.slice_update(self_cache[1], (0, 0, index, 0), new_value)
+        visible = ops.reshape(ops.arange(ops.shape(value)[2]) <= index, (1, 1, -1))
         y, self_scores = self.self_attention.attend_step(h, key, value, visible)
         x = x + y
         h = self.cross_norm(x)
-        y, cross_scores = self.cross_attention.attend_step(h, *cross_cache, memory_mask)
+        y, cross_scores = self._cross_attend_step(h, cross_cache, memory_mask)
         x = x + y
         return self._feed_forward(x, False), (key, value), self_scores, cross_scores
+
+    def _cross_attend_step(
+        self, h: Any, cross_cache: tuple[Any, Any], memory_mask: Any
+    ) -> tuple[Any, Any]:
+        """Cross-attention for rows that may be `beams` hypotheses per source sentence.
+
+        The memory's keys/values are kept once per sentence: the (batch * beams, 1, d_model)
+        queries become (batch, beams, d_model), i.e. `beams` queries of one sentence, so
+        beam search neither copies nor re-reads the memory per hypothesis.
+        """
+        rows, d_model = ops.shape(h)[0], ops.shape(h)[-1]
+        sentences = ops.shape(cross_cache[0])[0]
+        queries = ops.reshape(h, (sentences, rows // sentences, d_model))
+        y, scores = self.cross_attention.attend_step(queries, *cross_cache, memory_mask)
+        scores = ops.transpose(scores, (0, 2, 1, 3))  # (batch, beams, heads, src_len)
+        scores = ops.reshape(scores, (rows, 1, *ops.shape(scores)[2:]))
+        return ops.reshape(y, (rows, 1, d_model)), ops.transpose(scores, (0, 2, 1, 3))

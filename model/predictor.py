@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from model import artifacts
 from model.config import ModelConfig
-from model.decoding import DecodeOptions, Decoder, attention_maps
+from model.decoding import DecodeOptions, Decoder, XlaMode, attention_maps
 from model.transformer import Seq2SeqTransformer, TransformerClassifier, build_model
 from tokenizers import EOS_ID, Piece, SubwordTokenizer, normalize
 
@@ -61,7 +61,7 @@ class Translator:
         self,
         loaded: LoadedArtifact,
         *,
-        jit_compile: bool = False,
+        xla: XlaMode = "off",
         on_compile: Callable[[str], None] | None = None,
     ) -> None:
         if not isinstance(loaded.model, Seq2SeqTransformer):
@@ -70,7 +70,7 @@ class Translator:
         self.tokenizer = loaded.tokenizer
         self.manifest = loaded.manifest
         self.config = loaded.config
-        self.decoder = Decoder(self.model, jit_compile=jit_compile, on_compile=on_compile)
+        self.decoder = Decoder(self.model, xla=xla, on_compile=on_compile)
 
     @property
     def source(self) -> str:
@@ -82,6 +82,9 @@ class Translator:
 
     def prepare(self, text: str) -> str:
         return normalize(text, self.config.normalizer)
+
+    def close(self) -> None:
+        self.decoder.close()
 
     def translate(
         self, texts: Sequence[str], options: DecodeOptions = DecodeOptions()
@@ -147,6 +150,9 @@ class Classifier:
 
     def prepare(self, text: str) -> str:
         return normalize(text, self.config.normalizer)
+
+    def close(self) -> None:
+        """Nothing runs in the background for a classifier."""
 
     def _ids(self, texts: Sequence[str]) -> np.ndarray:
         encoded = [

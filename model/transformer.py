@@ -141,9 +141,10 @@ class Seq2SeqTransformer(_Encoder):
 
     # Incremental decoding (used by model.decoding inside one compiled loop).
 
-    def init_cache(self, memory: Any, max_length: int) -> dict[str, Any]:
-        """Empty self-attention caches and the memory's cross-attention keys/values."""
-        batch = ops.shape(memory)[0]
+    def init_cache(self, memory: Any, max_length: int, beams: int = 1) -> dict[str, Any]:
+        """Empty self-attention caches (`beams` rows per sentence, sentence-major) and the
+        memory's cross-attention keys/values (one per sentence, shared by its beams)."""
+        batch = ops.shape(memory)[0] * beams
         c = self.model_config
         keys = ops.zeros((batch, c.num_heads, c.head_dim, max_length), dtype=memory.dtype)
         values = ops.zeros((batch, c.num_heads, max_length, c.head_dim), dtype=memory.dtype)
@@ -155,8 +156,11 @@ class Seq2SeqTransformer(_Encoder):
     def decode_step(
         self, token_ids: Any, index: Any, cache: dict[str, Any], memory_mask: Any
     ) -> tuple[Any, dict[str, Any], Any]:
-        """token_ids (batch,) at position `index` -> log-probabilities (batch, vocab),
-        the updated cache and the last layer's cross-attention (batch, heads, src_len)."""
+        """token_ids (rows,) at position `index` -> log-probabilities (rows, vocab),
+        the updated cache and the last layer's cross-attention (rows, heads, src_len).
+
+        rows = sentences x beams, sentence-major; the memory mask has one row per sentence.
+        """
         x = self.decoder_embedding(token_ids[:, None], start=index)  # (batch, 1, d_model)
         new_self = []
         cross_scores = None

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message, Receive, Scope, Send
 
 from app.main import create_app
@@ -78,6 +79,52 @@ async def test_a_request_id_comes_back_byte_for_byte() -> None:
     scope = {"type": "http", "method": "GET", "headers": [(b"x-request-id", b"caf\xe9-1")]}
     await RequestLogMiddleware(endpoint)(scope, receive, send)
     assert (b"x-request-id", b"caf\xe9-1") in sent[0]["headers"]
+
+
+async def test_a_client_that_leaves_mid_body_is_a_499_not_a_500(client: TestClient) -> None:
+    sent: list[Message] = []
+    arriving: list[Message] = [
+        {"type": "http.request", "body": b'{"q": "a dog', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return arriving.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/translate",
+        "raw_path": b"/translate",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"testserver")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    before = {status: translate_requests(client, status) for status in ("499", "500")}
+    await client.app(scope, receive, send)  # type: ignore[arg-type]
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [499]
+    assert translate_requests(client, "499") == before["499"] + 1
+    assert translate_requests(client, "500") == before["500"]
+
+
+def translate_requests(client: TestClient, status: str) -> float:
+    """nlp_requests_total of /translate with this status (0 before the first one)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "nlp_requests_total" and sample.labels == {
+                "endpoint": "/translate",
+                "status": status,
+            }:
+                return sample.value
+    return 0.0
 
 
 def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> None:

@@ -109,14 +109,68 @@ def test_batch_results_do_not_depend_on_batch_neighbours(
 def test_beam_loop_of_width_one_equals_greedy(decoder: Decoder, tiny_config: ModelConfig) -> None:
     sources = random_sources([4, 7], tiny_config.vocab_size, seed=3)
     greedy = decoder.translate(sources, SHORT)
-    source_ids, limits, max_len = decoder._prepare(sources, SHORT)
-    tokens, totals, lengths = decoder._beam_loop(
-        source_ids, limits, max_len, tf.constant(SHORT.length_penalty), beam_size=1
-    )
+    shape = decoder.shape_of(sources, SHORT)
+    inputs = decoder._prepare(sources, SHORT, len(sources), shape.source_len, shape.loop_len)
+    tokens, totals, lengths = decoder._beam_loop(*inputs, beam_size=1)
     beam = Decoder._hypotheses(tokens.numpy(), totals.numpy(), lengths.numpy(), len(sources), SHORT)
     for [g], [b] in zip(greedy, beam, strict=True):
         assert b.ids == g.ids
         assert b.score == pytest.approx(g.score, rel=1e-5)
+
+
+# XLA: the compiled loops are specialized per bucketed shape.
+
+
+@pytest.fixture(scope="module")
+def xla_decoder(seq2seq: Seq2SeqTransformer) -> Decoder:
+    return Decoder(seq2seq, xla="on")
+
+
+def ids_and_scores(nbests: list[list[Hypothesis]]) -> tuple[list[list[int]], list[float]]:
+    return [n[0].ids for n in nbests], [n[0].score for n in nbests]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_xla_loops_translate_as_the_shape_agnostic_graph(
+    decoder: Decoder, xla_decoder: Decoder, tiny_config: ModelConfig, beam_size: int
+) -> None:
+    sources = random_sources([3, 11, 6], tiny_config.vocab_size, seed=7)
+    options = DecodeOptions(beam_size=beam_size, max_length_offset=4)
+    ids, scores = ids_and_scores(decoder.translate(sources, options))
+    xla_ids, xla_scores = ids_and_scores(xla_decoder.translate(sources, options))
+    assert xla_ids == ids
+    assert xla_scores == pytest.approx(scores, rel=1e-4)
+
+
+def test_xla_shapes_ignore_a_requests_max_length_and_pad_the_batch(
+    xla_decoder: Decoder, tiny_config: ModelConfig
+) -> None:
+    sources = random_sources([2, 6, 12], tiny_config.vocab_size, seed=6)
+    shapes = {xla_decoder.shape_of(sources, DecodeOptions(max_length=n)) for n in (3, 9, 50)}
+    [shape] = shapes  # one compiled loop for every cap: the cap is a per-row limit
+    assert (shape.batch, shape.source_len) == (4, 16)
+    for [best] in xla_decoder.translate(sources, DecodeOptions(max_length=3)):
+        assert len(best.ids) <= 2  # plus </s>
+
+
+def test_background_xla_serves_a_new_shape_uncompiled_then_compiled(
+    seq2seq: Seq2SeqTransformer, decoder: Decoder, tiny_config: ModelConfig
+) -> None:
+    kinds: list[str] = []
+    background = Decoder(seq2seq, xla="background", on_compile=kinds.append)
+    sources = random_sources([4, 9], tiny_config.vocab_size, seed=8)
+    expected = ids_and_scores(decoder.translate(sources, SHORT))
+    first = ids_and_scores(background.translate(sources, SHORT))  # no wait for XLA
+    background.wait_for_compilations()
+    assert kinds == ["greedy", "greedy"]  # the shape-agnostic graph, then the XLA loop
+    assert background._loops[1].experimental_get_tracing_count() == 1  # it served `first`
+    second = ids_and_scores(background.translate(sources, SHORT))
+    assert background.compilations == 2  # the compiled loop served it: nothing new traced
+    assert background._loops[1].experimental_get_tracing_count() == 1
+    for result in (first, second):
+        assert result[0] == expected[0]
+        assert result[1] == pytest.approx(expected[1], rel=1e-4)
+    background.close()
 
 
 def penalized(hypothesis: Hypothesis, alpha: float) -> float:
