@@ -53,7 +53,9 @@ class CompileQueue:
             self._queued.add(key)
             self._waiting.append(key)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name=self._name)
+                # Explicitly not a daemon: a thread inherits that from its creator, here
+                # often a request-handling worker that is one.
+                self._thread = threading.Thread(target=self._work, name=self._name, daemon=False)
                 self._thread.start()
 
     def join(self) -> None:

@@ -62,3 +62,14 @@ def test_close_drops_the_queued_keys_and_ignores_new_ones() -> None:
     queue.join()
     assert compiled == ["running"] and queue.pending == 0
     assert not queue.ready("queued") and not queue.ready("after close")
+
+
+def test_the_worker_is_no_daemon_even_when_a_daemon_thread_starts_it() -> None:
+    """A daemon thread killed at exit inside native compilation aborts the process."""
+    daemon_flags: list[bool] = []
+    queue = CompileQueue(lambda key: daemon_flags.append(threading.current_thread().daemon))
+    starter = threading.Thread(target=queue.request, args=("shape",), daemon=True)
+    starter.start()
+    starter.join()
+    queue.join()
+    assert daemon_flags == [False]
