@@ -2,9 +2,11 @@
 
 The encoder runs once per batch; the decoder runs one position per step, appending its
 self-attention keys/values to a fixed-size cache while the cross-attention keys/values
-are computed once. Greedy and beam search share `Seq2SeqTransformer.decode_step`.
-Shapes are padded to a few buckets so that new request shapes reuse compiled graphs;
-`Decoder.compilations` counts the traces so a recompilation storm shows.
+are computed once (and shared by a sentence's beams). Greedy and beam search share
+`Seq2SeqTransformer.decode_step`. Each loop exists twice: one graph for every shape, and
+XLA-compiled loops specialized to a few padded shapes (batch and source-length buckets),
+which run 1.3-2x faster on the CPU once compiled; `Decoder.compilations` counts the
+traces so that a recompilation storm shows.
 """
 
 from __future__ import annotations
