@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
@@ -129,3 +130,12 @@ def wait_ready(url: str, timeout: float = 120) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} was not ready within {timeout}s")
+
+
+def metric_value(metrics_text: str, name: str, **labels: str) -> float:
+    """One sample of a /metrics exposition (0 while the series does not exist yet)."""
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0

@@ -13,7 +13,7 @@ import pytest
 
 from app.main import create_app
 from tests.app.conftest import make_settings
-from tests.servers import LiveServer, RedisServer
+from tests.servers import LiveServer, RedisServer, metric_value
 
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 10
@@ -21,11 +21,7 @@ STOP_AFTER = 40  # responses received before Redis is stopped
 
 
 def cache_count(metrics_text: str, result: str) -> float:
-    prefix = f'nlp_cache_requests_total{{result="{result}"}} '
-    for line in metrics_text.splitlines():
-        if line.startswith(prefix):
-            return float(line.split()[-1])
-    return 0.0
+    return metric_value(metrics_text, "nlp_cache_requests_total", result=result)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 
 from app.main import create_app
 from tests.app.conftest import make_settings
-from tests.servers import LiveServer, free_port, wait_ready
+from tests.servers import LiveServer, free_port, metric_value, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,10 +57,8 @@ def test_overload_is_refused_fast_and_admitted_requests_succeed(trained_root: Pa
     assert max(seconds for seconds, _ in refused) < 10
 
 
-def _metric(url: str, name: str, labels: str) -> float:
-    prefix = f"{name}{{{labels}}} "
-    lines = httpx.get(f"{url}/metrics").text.splitlines()
-    return next((float(line.split()[-1]) for line in lines if line.startswith(prefix)), 0.0)
+def _metric(url: str, name: str, labels: dict[str, str]) -> float:
+    return metric_value(httpx.get(f"{url}/metrics").text, name, **labels)
 
 
 def test_past_the_deadline_the_client_gets_504_and_the_work_is_dropped(
@@ -76,8 +74,8 @@ def test_past_the_deadline_the_client_gets_504_and_the_work_is_dropped(
     app = create_app(settings)
     server = LiveServer(app)
     server.start()
-    model = 'model="translation/en-de"'
-    abandoned_key = f'{model},reason="abandoned"'
+    model = {"model": "translation/en-de"}
+    abandoned_key = {**model, "reason": "abandoned"}
     held, gate = threading.Event(), threading.Event()
 
     def hold() -> None:
