@@ -53,12 +53,17 @@ class ModelConfig(_JsonMixin):
     labels: tuple[str, ...] = ()
     # Text normalizer applied before tokenization, at training and serving time alike.
     normalizer: str = "basic"
+    # Classifiers, in training only: the rate at which input tokens are replaced by <unk>
+    # (the token masked-language-model pre-training masks with), a regularizer.
+    token_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by {self.num_heads} heads")
         if self.task != "translation" and len(self.labels) < 2:
             raise ValueError(f"a {self.task} classifier needs at least two labels")
+        if not 0.0 <= self.token_dropout < 1.0:
+            raise ValueError(f"token_dropout {self.token_dropout} is not in [0, 1)")
         object.__setattr__(self, "labels", tuple(self.labels))
 
     @property
@@ -89,7 +94,17 @@ class TrainConfig(_JsonMixin):
     max_minutes: float = 0.0  # wall-clock budget; 0 = none (stops after the epoch past it)
     beam_size: int = 1  # used for the final validation metrics
     length_penalty: float = 0.6
+    # Classifiers: epochs of masked-language-model pre-training of the encoder (on the
+    # training texts and any extra unlabeled text) before fitting; 0 = none.
+    pretrain_epochs: int = 0
+    mask_rate: float = 0.15  # the share of tokens the pre-training predicts
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_rate <= 1.0:
+            raise ValueError(f"mask_rate {self.mask_rate} is not in (0, 1]")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"pretrain_epochs {self.pretrain_epochs} is negative")
 
 
 # `tiny` trains in seconds for tests; `small` suits a 2-core CPU; `release` is what the shipped

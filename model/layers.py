@@ -15,6 +15,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tokenizers import EOS_ID, PAD_ID, UNK_ID
+
 # Masked logits get this value; representable in float16 and still ~0 after softmax.
 _MASK_VALUE = -1e4
 
@@ -363,3 +365,29 @@ class DecoderBlock(_Block):
         scores = ops.transpose(scores, (0, 2, 1, 3))  # (batch, beams, heads, src_len)
         scores = ops.reshape(scores, (rows, 1, *ops.shape(scores)[2:]))
         return ops.reshape(y, (rows, 1, d_model)), ops.transpose(scores, (0, 2, 1, 3))
+
+
+@_serializable
+class TokenDropout(keras.layers.Layer):
+    """In training, replaces each word token by <unk> with probability `rate`.
+
+    Padding and </s> are kept. <unk> is also the mask of masked-language-model
+    pre-training, so a pre-trained encoder has learned to read around it.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, token_ids: Any, training: bool = False) -> Any:
+        if not training or self.rate <= 0:
+            return token_ids
+        draw = keras.random.uniform(ops.shape(token_ids), seed=self.seed_generator)
+        words = ops.logical_and(ops.not_equal(token_ids, PAD_ID), ops.not_equal(token_ids, EOS_ID))
+        dropped = ops.logical_and(words, draw < self.rate)
+        return ops.where(dropped, ops.cast(UNK_ID, token_ids.dtype), token_ids)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

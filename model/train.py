@@ -70,7 +70,18 @@ def _hyper(
     warmup_steps: Annotated[int | None, Opt()] = None,
     learning_rate_scale: Annotated[float | None, Opt()] = None,
     label_smoothing: Annotated[float | None, Opt()] = None,
+    token_dropout: Annotated[
+        float | None, Opt(help="classifiers: share of input tokens replaced by <unk> in training")
+    ] = None,
+    pretrain_epochs: Annotated[
+        int | None, Opt(help="classifiers: masked-LM pre-training epochs of the encoder")
+    ] = None,
+    mask_rate: Annotated[float | None, Opt(help="share of tokens masked in pre-training")] = None,
     vocab_size: Annotated[int | None, Opt(help="SentencePiece vocabulary size")] = None,
+    max_source_length: Annotated[
+        int | None,
+        Opt(help="tokens: longer sources are dropped (translation) or cut (classifiers)"),
+    ] = None,
     early_stopping_patience: Annotated[int | None, Opt()] = None,
     average_checkpoints: Annotated[int | None, Opt(help="average the N best epochs")] = None,
     beam_size: Annotated[int | None, Opt(help="beam for the final validation score")] = None,
@@ -193,6 +204,13 @@ def sentiment(
     name: Annotated[str, Opt(help="model name in the artifacts tree")] = "sst2",
     normalizer: Annotated[str, Opt(help="sst (lowercase, PTB tokens) | basic")] = "sst",
     max_train_lines: Annotated[int | None, Opt()] = None,
+    pretrain_text: Annotated[
+        list[Path] | None,
+        Opt(
+            help="unlabeled text, one sentence a line (.gz too), added to the training texts "
+            "for --pretrain-epochs; repeatable"
+        ),
+    ] = None,
     mixed_precision: Annotated[str, Opt(help="auto | on | off")] = "auto",
     **hyper: Any,
 ) -> None:
@@ -210,7 +228,11 @@ def sentiment(
     if max_train_lines:
         train_examples = train_examples[:max_train_lines]
     log.info("labels: %s", data.label_counts(train_examples))
-    corpus = Corpus(name, train_examples, dev_examples, {"train": str(train), "dev": str(dev)})
+    sources: dict[str, Any] = {"train": str(train), "dev": str(dev)}
+    unlabeled = [line for path in pretrain_text or [] for line in data.read_lines(path)]
+    if pretrain_text:
+        sources["pretrain_text"] = [str(path) for path in pretrain_text]
+    corpus = Corpus(name, train_examples, dev_examples, sources, unlabeled=unlabeled)
     _run("sentiment", corpus, preset, out, mixed_precision, normalizer, labels, hyper)
 
 

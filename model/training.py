@@ -30,6 +30,7 @@ from model.objectives import (
     TokenCount,
     transformer_optimizer,
 )
+from model.pretraining import pretrain_encoder
 from model.reporting import (
     EpochWeights,
     TimeBudget,
@@ -57,6 +58,7 @@ class Corpus:
     target_language: str | None = None
     test: list[tuple[str, str]] | None = None  # optional extra split to report
     train_examples: int | None = None  # when `train` is not kept (a saved fitted model)
+    unlabeled: list[str] = field(default_factory=list)  # extra text for encoder pre-training
 
     @property
     def train_size(self) -> int:
@@ -183,6 +185,10 @@ def fit(
 ) -> Fitted:
     """Tokenizer, training with per-epoch checkpoints in `work`, and weight selection."""
     task = model_config.task
+    if task == "translation" and train_config.pretrain_epochs > 0:
+        raise ValueError("encoder pre-training is for classifiers (sentiment, langid)")
+    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log file
+        verbose = 1 if sys.stdout.isatty() else 2
     # Collective ops (multi-worker) must be configured before TensorFlow runs anything.
     strategy = strategy_for(train_config.strategy)
     keras.utils.set_random_seed(train_config.seed)
@@ -217,8 +223,15 @@ def fit(
         # bfloat16 needs no loss scaling; TensorFlow's GPU kernels are fastest in float16.
         policy = "mixed_float16" if on_tensorflow() else "mixed_bfloat16"
         keras.mixed_precision.set_global_policy(policy)
+    pretraining: dict[str, Any] = {}
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(model_config)
+        if train_config.pretrain_epochs > 0:
+            texts = [text for text, _ in train_set] + [normalize(t, norm) for t in corpus.unlabeled]
+            mlm, pretraining = pretrain_encoder(
+                texts, tokenizer, model_config, train_config, work, verbose=verbose
+            )
+            mlm.copy_encoder_to(model)
         if task == "translation":
             loss: keras.losses.Loss = MaskedSequenceLoss(train_config.label_smoothing)
             metrics: list[Any] = [MaskedAccuracy(), TokenCount()]
@@ -247,8 +260,6 @@ def fit(
     if train_config.max_minutes > 0:
         callbacks.append(TimeBudget(train_config.max_minutes))
     log.info("training %s/%s: %d parameters", task, corpus.name, model.count_params())
-    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log file
-        verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(
         fit_data,
         validation_data=val_data,
@@ -259,6 +270,8 @@ def fit(
     history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     history_dict.update(_history_from_log(work / "epochs" / "epochs.jsonl", history_dict))
     selection = _select_weights(model, epochs, train_config, val_data)
+    if pretraining:
+        selection["pretraining"] = pretraining
     return Fitted(model, tokenizer, model_config, train_config, history_dict, selection)
 
 

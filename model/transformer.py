@@ -1,4 +1,5 @@
-"""The two models: a sequence-to-sequence Transformer and a Transformer classifier.
+"""The models: a sequence-to-sequence Transformer, a Transformer classifier, and the masked
+language model that pre-trains a classifier's encoder.
 
 Token id 0 is padding everywhere; masks are derived from it. Source sequences are the
 subword ids followed by </s> (no <s>), in training and at inference alike; decoder inputs
@@ -13,7 +14,7 @@ import keras
 from keras import ops
 
 from model.config import ModelConfig
-from model.layers import DecoderBlock, EncoderBlock, TokenAndPositionEmbedding
+from model.layers import DecoderBlock, EncoderBlock, TokenAndPositionEmbedding, TokenDropout
 from tokenizers import PAD_ID
 
 Attention = dict[str, list[Any]]
@@ -181,10 +182,17 @@ class TransformerClassifier(_Encoder):
     def __init__(self, model_config: ModelConfig | dict[str, Any], **kwargs: Any):
         super().__init__(model_config, **kwargs)
         c = self.model_config
+        # Created only when used: its seed state is a variable, and models trained without
+        # it keep the weight layout they were saved with.
+        self.token_dropout = (
+            TokenDropout(c.token_dropout, name="token_dropout") if c.token_dropout > 0 else None
+        )
         self.pool_dropout = keras.layers.Dropout(c.dropout, name="pool_dropout")
         self.classifier = keras.layers.Dense(len(c.labels), name="classifier")
 
     def call(self, token_ids: Any, training: bool = False, return_attention: bool = False) -> Any:
+        if self.token_dropout is not None:
+            token_ids = self.token_dropout(token_ids, training=training)
         memory, mask, attention = self.encode(token_ids, training=training)
         weights = ops.cast(ops.transpose(mask, (0, 2, 1)), memory.dtype)  # (batch, len, 1)
         pooled = ops.sum(memory * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
@@ -193,6 +201,24 @@ class TransformerClassifier(_Encoder):
         if return_attention:
             return logits, {"encoder": attention}
         return logits
+
+
+@keras.saving.register_keras_serializable(package="nlp")
+class MaskedLanguageModel(_Encoder):
+    """A classifier's encoder with the tied embedding as output layer: predicts the tokens
+    that masking replaced (pre-training on unlabeled text); call(ids) -> (batch, len, vocab)
+    float32 logits."""
+
+    def call(self, token_ids: Any, training: bool = False) -> Any:
+        memory, _, _ = self.encode(token_ids, training=training)
+        return self.embedding.logits(memory)
+
+    def copy_encoder_to(self, model: _Encoder) -> None:
+        """Loads this encoder's weights (embedding, blocks, final norm) into `model`'s."""
+        pairs = [(self.embedding, model.embedding), (self.encoder_norm, model.encoder_norm)]
+        pairs += list(zip(self.encoder_blocks, model.encoder_blocks, strict=True))
+        for source, target in pairs:
+            target.set_weights(source.get_weights())
 
 
 def build_model(model_config: ModelConfig) -> Seq2SeqTransformer | TransformerClassifier:

@@ -1,0 +1,156 @@
+"""Masked-language-model pre-training of a classifier's encoder, and token dropout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.config import ModelConfig
+from model.layers import TokenDropout
+from model.objectives import MaskedSequenceLoss
+from model.pretraining import PRETRAINED_WEIGHTS, mask_tokens, pretrain_encoder
+from model.training import Corpus, fit
+from model.transformer import MaskedLanguageModel, build_model
+from tests import synthetic
+from tests.conftest import tiny_configs
+from tokenizers import EOS_ID, PAD_ID, UNK_ID, train_tokenizer
+
+VOCAB = 50
+
+
+def _padded_batch(rows: int = 400, length: int = 30, seed: int = 0) -> np.ndarray:
+    """Rows of 5..length-1 word ids (>= 4) ending in </s>, then padding."""
+    rng = np.random.default_rng(seed)
+    ids = np.full((rows, length), PAD_ID, np.int32)
+    for row, size in enumerate(rng.integers(5, length, rows)):
+        ids[row, : size - 1] = rng.integers(4, VOCAB, size - 1)
+        ids[row, size - 1] = EOS_ID
+    return ids
+
+
+def test_masking_chooses_a_share_of_the_words_and_never_padding_or_eos() -> None:
+    ids = _padded_batch()
+    inputs, targets = mask_tokens(ids, 0.15, np.random.default_rng(1), VOCAB)
+    words = (ids != PAD_ID) & (ids != EOS_ID)
+    chosen = targets != PAD_ID
+    assert not np.any(chosen & ~words)
+    np.testing.assert_array_equal(targets[chosen], ids[chosen])
+    assert abs(chosen.sum() / words.sum() - 0.15) < 0.01
+    np.testing.assert_array_equal(inputs[~chosen], ids[~chosen])  # the rest is untouched
+
+
+def test_chosen_tokens_are_mostly_masked_some_replaced_some_kept() -> None:
+    ids = _padded_batch()
+    inputs, targets = mask_tokens(ids, 0.5, np.random.default_rng(2), VOCAB)
+    chosen = targets != PAD_ID
+    masked = np.mean(inputs[chosen] == UNK_ID)
+    kept = np.mean(inputs[chosen] == ids[chosen])
+    assert 0.77 < masked < 0.83
+    assert 0.09 < kept < 0.16  # 10% kept, plus random draws that hit the same id
+    assert np.all(inputs[chosen] >= UNK_ID) and np.all(inputs[chosen] < VOCAB)
+    assert np.all((inputs[chosen] == UNK_ID) | (inputs[chosen] > EOS_ID))
+
+
+def test_token_dropout_acts_in_training_only_and_spares_padding_and_eos() -> None:
+    ids = _padded_batch()
+    layer = TokenDropout(0.3, seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(ids, training=False)), ids)
+    dropped = np.asarray(layer(ids, training=True))
+    words = (ids != PAD_ID) & (ids != EOS_ID)
+    changed = dropped != ids
+    assert not np.any(changed & ~words)
+    assert np.all(dropped[changed] == UNK_ID)
+    assert abs(changed.sum() / words.sum() - 0.3) < 0.02
+
+
+def test_a_classifier_without_token_dropout_keeps_its_weight_layout() -> None:
+    config = ModelConfig(task="sentiment", vocab_size=VOCAB, d_model=16, num_heads=2, d_ff=32,
+                         encoder_layers=1, labels=("NEGATIVE", "POSITIVE"))  # fmt: skip
+    plain, with_dropout = build_model(config), build_model(config.replace(token_dropout=0.2))
+    assert plain.token_dropout is None and with_dropout.token_dropout is not None
+    assert [w.shape for w in plain.weights] == [w.shape for w in with_dropout.weights]
+    ids = _padded_batch(rows=4)
+    with_dropout.set_weights(plain.get_weights())
+    np.testing.assert_allclose(np.asarray(with_dropout(ids)), np.asarray(plain(ids)), atol=1e-6)
+
+
+def test_the_pretrained_encoder_is_copied_into_the_classifier() -> None:
+    config = ModelConfig(task="sentiment", vocab_size=VOCAB, d_model=16, num_heads=2, d_ff=32,
+                         encoder_layers=2, labels=("NEGATIVE", "POSITIVE"))  # fmt: skip
+    mlm = MaskedLanguageModel(config)
+    ids = _padded_batch(rows=4)
+    assert tuple(mlm(ids).shape) == (*ids.shape, VOCAB)
+    classifier = build_model(config)
+    mlm.copy_encoder_to(classifier)
+    np.testing.assert_allclose(
+        np.asarray(classifier.encode(ids)[0]), np.asarray(mlm.encode(ids)[0]), atol=1e-6
+    )
+
+
+def _sentiment_corpus() -> tuple[Corpus, list[str]]:
+    rows = [(text, "POSITIVE" if label else "NEGATIVE")
+            for label, text in synthetic.sentiment_rows(160, seed=4)]  # fmt: skip
+    unlabeled = synthetic.english_sentences(80, seed=5)
+    return Corpus("sst2", rows[:140], rows[140:], unlabeled=unlabeled), unlabeled
+
+
+def test_pretraining_lowers_the_masked_token_loss(tmp_path: Path) -> None:
+    corpus, unlabeled = _sentiment_corpus()
+    texts = [text for text, _ in corpus.train] + unlabeled
+    tokenizer = train_tokenizer(texts, vocab_size=60)
+    model_config, train_config = tiny_configs("sentiment", pretrain_epochs=8, warmup_steps=20)
+    model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
+    ids = np.array([(tokenizer.encode(t) + [PAD_ID] * 16)[:16] for t in texts], np.int32)
+    inputs, targets = mask_tokens(ids, 0.3, np.random.default_rng(6), tokenizer.vocab_size)
+    loss = MaskedSequenceLoss()
+
+    untrained = MaskedLanguageModel(model_config)
+    before = float(loss(targets, untrained(inputs)))
+    mlm, summary = pretrain_encoder(texts, tokenizer, model_config, train_config, tmp_path)
+    after = float(loss(targets, mlm(inputs)))
+    assert after < before - 1.0
+    assert summary["texts"] == len(set(texts)) and summary["epochs"] == 8
+    assert (tmp_path / PRETRAINED_WEIGHTS).is_file()
+
+    # A resumed run reuses the saved encoder instead of pre-training again.
+    again, summary = pretrain_encoder(texts, tokenizer, model_config, train_config, tmp_path)
+    assert "loss" not in summary
+    np.testing.assert_allclose(np.asarray(again(inputs)), np.asarray(mlm(inputs)), atol=1e-5)
+
+
+def test_a_pretrained_classifier_records_its_pretraining(tmp_path: Path) -> None:
+    corpus, unlabeled = _sentiment_corpus()
+    model_config, train_config = tiny_configs(
+        "sentiment", epochs=2, pretrain_epochs=1, vocab_size=60
+    )
+    model_config = model_config.replace(token_dropout=0.1)
+    fitted = fit(corpus, model_config, train_config, tmp_path / "work", verbose=0)
+    pretraining = fitted.selection["pretraining"]
+    assert pretraining["epochs"] == 1
+    assert pretraining["texts"] == len({text for text, _ in corpus.train} | set(unlabeled))
+    assert fitted.model.token_dropout is not None
+    assert max(fitted.history["val_accuracy"]) > 0.5
+
+
+def test_translation_refuses_encoder_pretraining(tmp_path: Path) -> None:
+    model_config, train_config = tiny_configs("translation", pretrain_epochs=1)
+    corpus = Corpus("en-de", [("a", "b")], [("a", "b")])
+    with pytest.raises(ValueError, match="pre-training is for classifiers"):
+        fit(corpus, model_config, train_config, tmp_path, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ModelConfig(token_dropout=1.0), "token_dropout 1.0 is not in"),
+        (lambda: ModelConfig(token_dropout=-0.1), "token_dropout -0.1 is not in"),
+        (lambda: tiny_configs("sentiment", mask_rate=0.0), "mask_rate 0.0 is not in"),
+        (lambda: tiny_configs("sentiment", pretrain_epochs=-1), "pretrain_epochs -1 is negative"),
+    ],
+)
+def test_out_of_range_settings_are_refused(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
