@@ -1,8 +1,9 @@
 """Batched greedy and beam search over a key/value cache, each one compiled loop.
 
 The encoder runs once per batch; the decoder runs one position per step, appending its
-self-attention keys/values to a fixed-size cache while the cross-attention keys/values
-are computed once (and shared by a sentence's beams). Greedy and beam search share
+self-attention keys/values to a preallocated cache, which starts short and grows in a few
+segments (`CACHE_SEGMENTS`), while the cross-attention keys/values are computed once (and
+shared by a sentence's beams). Greedy and beam search share
 `Seq2SeqTransformer.decode_step`. Each loop exists twice: one graph for every shape, and
 XLA-compiled loops specialized to a few padded shapes (batch and source-length buckets),
 which run 1.3-2x faster on the CPU once compiled; `Decoder.compilations` counts the
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 MAX_BEAM_SIZE = 8
 _NEG_INF = -1e9
+# The self-attention cache starts with room for this many positions and grows to the next
+# size when the loop gets there, then to the loop's length: every step reads the whole
+# cache (and beam search reorders it), while most sentences end long before the loop's
+# length allows.
+CACHE_SEGMENTS = (16, 32)
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,20 @@ class Decoder:
         *,
         xla: XlaMode = "off",
         length_bucket: int = 8,
+        cache_segments: Sequence[int] = CACHE_SEGMENTS,
         on_compile: Callable[[str], None] | None = None,
     ) -> None:
         if xla not in ("off", "on", "background"):
             raise ValueError(f"xla must be off, on or background, not {xla!r}")
+        if (
+            list(cache_segments) != sorted(set(cache_segments))
+            or min(cache_segments, default=1) < 1
+        ):
+            raise ValueError(f"cache_segments must be increasing positive sizes: {cache_segments}")
         self.model = model
         self.xla = xla
         self.length_bucket = length_bucket
+        self.cache_segments = tuple(cache_segments)
         self.compilations = 0
         self._on_compile = on_compile
         self._lock = threading.Lock()
@@ -229,6 +242,30 @@ class Decoder:
         if self._on_compile is not None:
             self._on_compile(kind)
 
+    def _cache_lengths(self, max_len: tf.Tensor) -> list[tf.Tensor]:
+        """The cache's length in each segment of the loop, the last one the loop's length."""
+        return [tf.minimum(size, max_len) for size in self.cache_segments] + [max_len]
+
+    @staticmethod
+    def _run_in_segments(
+        cond: Callable[..., tf.Tensor],
+        body: Callable[..., Any],
+        state: tuple[Any, ...],
+        lengths: list[tf.Tensor],
+    ) -> tuple[Any, ...]:
+        """`tf.while_loop(cond, body, state)`, run as one loop per cache length in turn.
+
+        state[0] is the step, state[2] the cache; each loop stops where its cache is full,
+        and the next one pads the cache with empty positions and goes on.
+        """
+        for number, length in enumerate(lengths):
+            if number:
+                state = (*state[:2], _grown(state[2], length), *state[3:])
+            state = tf.while_loop(
+                lambda *s, length=length: tf.logical_and(cond(*s), s[0] < length), body, state
+            )
+        return state
+
     def _greedy_loop(
         self,
         source_ids: tf.Tensor,
@@ -241,7 +278,8 @@ class Decoder:
         self._count_compilation("greedy")
         model = self.model
         memory, memory_mask, _ = model.encode(source_ids)
-        cache = model.init_cache(memory, max_len)
+        cache_lengths = self._cache_lengths(max_len)
+        cache = model.init_cache(memory, cache_lengths[0])
         batch = tf.shape(source_ids)[0]
         out = tf.TensorArray(tf.int32, size=max_len, element_shape=source_ids.shape[:1])
 
@@ -259,7 +297,7 @@ class Decoder:
         def cond(i, ids, cache, finished, *_):  # type: ignore[no-untyped-def]
             return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
 
-        _, _, _, _, totals, lengths, out = tf.while_loop(
+        _, _, _, _, totals, lengths, out = self._run_in_segments(
             cond,
             body,
             (
@@ -271,6 +309,7 @@ class Decoder:
                 tf.zeros([batch], tf.int32),
                 out,
             ),
+            cache_lengths,
         )
         return tf.transpose(out.stack())[:, None], totals[:, None], lengths[:, None]
 
@@ -288,7 +327,9 @@ class Decoder:
         batch = tf.shape(source_ids)[0]
         memory, memory_mask, _ = model.encode(source_ids)
         limits = tf.repeat(limits, k)
-        cache = model.init_cache(memory, max_len, beams=k)  # memory stays one per sentence
+        cache_lengths = self._cache_lengths(max_len)
+        # The memory stays one per sentence.
+        cache = model.init_cache(memory, cache_lengths[0], beams=k)
         vocab = model.model_config.vocab_size
         # Only beam 0 is live at first, so the k beams do not start as copies.
         totals = tf.tile(tf.constant([[0.0] + [_NEG_INF] * (k - 1)]), [batch, 1])
@@ -326,7 +367,7 @@ class Decoder:
         def cond(i, ids, cache, finished, *_):  # type: ignore[no-untyped-def]
             return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
 
-        _, _, _, _, totals, lengths, tokens = tf.while_loop(
+        _, _, _, _, totals, lengths, tokens = self._run_in_segments(
             cond,
             body,
             (
@@ -338,6 +379,7 @@ class Decoder:
                 tf.zeros([batch, k], tf.int32),
                 tf.zeros([batch * k, max_len], tf.int32),
             ),
+            cache_lengths,
         )
         # Rank each sentence's beams by length-normalized score (GNMT's penalty).
         penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
@@ -372,6 +414,21 @@ class Decoder:
                 nbest = nbest[:1]
             results.append(nbest)
         return results
+
+
+def _grown(cache: dict[str, Any], length: tf.Tensor) -> dict[str, Any]:
+    """The cache with its self-attention keys (rows, heads, head_dim, positions) and values
+    (rows, heads, positions, head_dim) padded with empty positions to `length`."""
+    grown = []
+    for keys, values in cache["self"]:
+        extra = length - tf.shape(values)[2]
+        grown.append(
+            (
+                tf.pad(keys, [[0, 0], [0, 0], [0, 0], [0, extra]]),
+                tf.pad(values, [[0, 0], [0, 0], [0, extra], [0, 0]]),
+            )
+        )
+    return {"self": grown, "cross": cache["cross"]}
 
 
 def _constrain(log_probs: tf.Tensor, at_limit: tf.Tensor) -> tf.Tensor:

@@ -121,6 +121,41 @@ def test_beam_loop_of_width_one_equals_greedy(decoder: Decoder, tiny_config: Mod
 # XLA: the compiled loops are specialized per bucketed shape.
 
 
+def test_a_cache_grown_in_segments_decodes_as_the_naive_loop(
+    seq2seq: Seq2SeqTransformer,
+) -> None:
+    growing = Decoder(seq2seq, cache_segments=(2, 5))  # outputs of ~10 tokens cross both
+    sources = random_sources([4, 9], seq2seq.model_config.vocab_size, seed=3)
+    for source, [hypothesis] in zip(sources, growing.translate(sources, SHORT), strict=True):
+        ids, score = naive_greedy(seq2seq, source, SHORT)
+        assert len(ids) > 5
+        assert hypothesis.ids == ids
+        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("xla", ["off", "on"])
+def test_beam_search_is_the_same_whatever_the_cache_segments(
+    seq2seq: Seq2SeqTransformer, xla: str
+) -> None:
+    sources = random_sources([3, 12, 7], seq2seq.model_config.vocab_size, seed=8)
+    options = DecodeOptions(beam_size=3, num_return=3, max_length_offset=4)
+    whole = Decoder(seq2seq, cache_segments=())  # one cache of the loop's length
+    growing = Decoder(seq2seq, xla=xla, cache_segments=(1, 4, 9))  # type: ignore[arg-type]
+    expected, got = whole.translate(sources, options), growing.translate(sources, options)
+    assert [[h.ids for h in n] for n in got] == [[h.ids for h in n] for n in expected]
+    assert [h.score for n in got for h in n] == pytest.approx(
+        [h.score for n in expected for h in n], rel=1e-4
+    )
+
+
+@pytest.mark.parametrize("segments", [(16, 8), (0, 8), (8, 8)])
+def test_cache_segments_must_be_increasing_positive_sizes(
+    seq2seq: Seq2SeqTransformer, segments: tuple[int, ...]
+) -> None:
+    with pytest.raises(ValueError, match="cache_segments must be increasing positive sizes"):
+        Decoder(seq2seq, cache_segments=segments)
+
+
 @pytest.fixture(scope="module")
 def xla_decoder(seq2seq: Seq2SeqTransformer) -> Decoder:
     return Decoder(seq2seq, xla="on")
