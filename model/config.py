@@ -64,6 +64,8 @@ class ModelConfig(_JsonMixin):
             raise ValueError(f"a {self.task} classifier needs at least two labels")
         if not 0.0 <= self.token_dropout < 1.0:
             raise ValueError(f"token_dropout {self.token_dropout} is not in [0, 1)")
+        if self.task == "translation" and self.token_dropout > 0:
+            raise ValueError("token_dropout is for classifiers (sentiment, langid)")
         object.__setattr__(self, "labels", tuple(self.labels))
 
     @property

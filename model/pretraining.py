@@ -9,6 +9,8 @@ The classifier then starts from the pre-trained embedding, blocks and final norm
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 FIRST_WORD_ID = EOS_ID + 1  # ids below are padding and special tokens
 PRETRAINED_WEIGHTS = "pretrained.weights.h5"
+PRETRAINED_RECORD = "pretrained.json"
 
 
 def mask_tokens(
@@ -73,27 +76,39 @@ def pretrain_encoder(
     train_config: TrainConfig,
     work: Path,
     *,
+    replicas: int = 1,
     verbose: int | str = 2,
 ) -> tuple[MaskedLanguageModel, dict[str, Any]]:
     """A masked language model trained for `train_config.pretrain_epochs` on `texts`
     (already normalized), and a summary of the run for the manifest.
 
-    Its weights are kept in `work`, so that a resumed run does not pre-train again.
+    Its weights and summary are kept in `work`: a resumed run with the same texts and
+    settings reuses them instead of pre-training again. An interrupted pre-training starts
+    over. Batches are a multiple of `replicas` (a distribution strategy's) examples.
     """
     unique = list(dict.fromkeys(t for t in texts if t.strip()))
     mlm = MaskedLanguageModel(model_config)
     mlm(np.ones((1, 4), np.int32))
-    summary: dict[str, Any] = {"epochs": train_config.pretrain_epochs, "texts": len(unique)}
-    path = work / PRETRAINED_WEIGHTS
-    if path.exists():
-        mlm.load_weights(path)
-        log.info("pre-trained encoder reused from %s", path)
-        return mlm, summary
+    settings = {
+        "epochs": train_config.pretrain_epochs,
+        "texts": len(unique),
+        "mask_rate": train_config.mask_rate,
+        "texts_sha256": hashlib.sha256("\n".join(unique).encode("utf-8")).hexdigest(),
+    }
+    weights, record = work / PRETRAINED_WEIGHTS, work / PRETRAINED_RECORD
+    if weights.exists() and record.exists():
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        if saved.get("settings") == settings:
+            mlm.load_weights(weights)
+            log.info("pre-trained encoder reused from %s", weights)
+            return mlm, saved["summary"]
+        log.info("pre-training again: the saved encoder had other texts or settings")
+    batch_size = max(replicas, train_config.batch_size - train_config.batch_size % replicas)
     batches = masked_batches(
         tokenizer.encode_batch(unique),
         rate=train_config.mask_rate,
         vocab_size=tokenizer.vocab_size,
-        batch_size=train_config.batch_size,
+        batch_size=batch_size,
         max_length=min(train_config.max_source_length, model_config.max_length),
         seed=train_config.seed,
     )
@@ -108,9 +123,12 @@ def pretrain_encoder(
         100 * train_config.mask_rate,
     )
     history = mlm.fit(batches, epochs=train_config.pretrain_epochs, verbose=verbose)
-    summary.update(
-        loss=round(float(history.history["loss"][-1]), 4),
-        masked_token_accuracy=round(float(history.history["accuracy"][-1]), 4),
-    )
-    mlm.save_weights(path)
+    summary = {
+        "epochs": train_config.pretrain_epochs,
+        "texts": len(unique),
+        "loss": round(float(history.history["loss"][-1]), 4),
+        "masked_token_accuracy": round(float(history.history["accuracy"][-1]), 4),
+    }
+    mlm.save_weights(weights)
+    record.write_text(json.dumps({"settings": settings, "summary": summary}), encoding="utf-8")
     return mlm, summary

@@ -85,7 +85,9 @@ def _hyper(
     early_stopping_patience: Annotated[int | None, Opt()] = None,
     average_checkpoints: Annotated[int | None, Opt(help="average the N best epochs")] = None,
     beam_size: Annotated[int | None, Opt(help="beam for the final validation score")] = None,
-    max_minutes: Annotated[float | None, Opt(help="stop after the epoch past this budget")] = None,
+    max_minutes: Annotated[
+        float | None, Opt(help="stop after the epoch past this budget (pre-training excluded)")
+    ] = None,
     seed: Annotated[int | None, Opt()] = None,
     strategy: Annotated[str | None, Opt(help="default | mirrored | multiworker")] = None,
 ) -> dict[str, Any]:

@@ -228,8 +228,15 @@ def fit(
         model = build_model(model_config)
         if train_config.pretrain_epochs > 0:
             texts = [text for text, _ in train_set] + [normalize(t, norm) for t in corpus.unlabeled]
+            replicas = strategy.num_replicas_in_sync if strategy is not None else 1
             mlm, pretraining = pretrain_encoder(
-                texts, tokenizer, model_config, train_config, work, verbose=verbose
+                texts,
+                tokenizer,
+                model_config,
+                train_config,
+                work,
+                replicas=replicas,
+                verbose=verbose,
             )
             mlm.copy_encoder_to(model)
         if task == "translation":

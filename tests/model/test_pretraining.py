@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,15 +67,20 @@ def test_token_dropout_acts_in_training_only_and_spares_padding_and_eos() -> Non
     assert abs(changed.sum() / words.sum() - 0.3) < 0.02
 
 
-def test_a_classifier_without_token_dropout_keeps_its_weight_layout() -> None:
+def test_a_classifier_without_token_dropout_keeps_its_weight_layout(tmp_path: Path) -> None:
     config = ModelConfig(task="sentiment", vocab_size=VOCAB, d_model=16, num_heads=2, d_ff=32,
                          encoder_layers=1, labels=("NEGATIVE", "POSITIVE"))  # fmt: skip
     plain, with_dropout = build_model(config), build_model(config.replace(token_dropout=0.2))
     assert plain.token_dropout is None and with_dropout.token_dropout is not None
-    assert [w.shape for w in plain.weights] == [w.shape for w in with_dropout.weights]
     ids = _padded_batch(rows=4)
-    with_dropout.set_weights(plain.get_weights())
+    # Weights saved either way load into the other: the layer adds no saved weights.
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    with_dropout.load_weights(tmp_path / "plain.weights.h5")
     np.testing.assert_allclose(np.asarray(with_dropout(ids)), np.asarray(plain(ids)), atol=1e-6)
+    reloaded = build_model(config)
+    with_dropout.save_weights(tmp_path / "dropout.weights.h5")
+    reloaded.load_weights(tmp_path / "dropout.weights.h5")
+    np.testing.assert_allclose(np.asarray(reloaded(ids)), np.asarray(plain(ids)), atol=1e-6)
 
 
 def test_the_pretrained_encoder_is_copied_into_the_classifier() -> None:
@@ -115,13 +121,27 @@ def test_pretraining_lowers_the_masked_token_loss(tmp_path: Path) -> None:
     assert summary["texts"] == len(set(texts)) and summary["epochs"] == 8
     assert (tmp_path / PRETRAINED_WEIGHTS).is_file()
 
-    # A resumed run reuses the saved encoder instead of pre-training again.
-    again, summary = pretrain_encoder(texts, tokenizer, model_config, train_config, tmp_path)
-    assert "loss" not in summary
+    # A resumed run reuses the saved encoder and its summary instead of pre-training again...
+    again, reused = pretrain_encoder(texts, tokenizer, model_config, train_config, tmp_path)
+    assert reused == summary
     np.testing.assert_allclose(np.asarray(again(inputs)), np.asarray(mlm(inputs)), atol=1e-5)
+    # ...unless its settings changed.
+    other = train_config.replace(pretrain_epochs=1, mask_rate=0.3)
+    _, redone = pretrain_encoder(texts, tokenizer, model_config, other, tmp_path)
+    assert redone["epochs"] == 1 and redone["loss"] != summary["loss"]
 
 
-def test_a_pretrained_classifier_records_its_pretraining(tmp_path: Path) -> None:
+def test_a_pretrained_classifier_starts_from_the_encoder_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copied_into = []
+    copy = MaskedLanguageModel.copy_encoder_to
+
+    def recording_copy(self: MaskedLanguageModel, model: Any) -> None:
+        copied_into.append(model)
+        copy(self, model)
+
+    monkeypatch.setattr(MaskedLanguageModel, "copy_encoder_to", recording_copy)
     corpus, unlabeled = _sentiment_corpus()
     model_config, train_config = tiny_configs(
         "sentiment", epochs=2, pretrain_epochs=1, vocab_size=60
@@ -132,6 +152,7 @@ def test_a_pretrained_classifier_records_its_pretraining(tmp_path: Path) -> None
     assert pretraining["epochs"] == 1
     assert pretraining["texts"] == len({text for text, _ in corpus.train} | set(unlabeled))
     assert fitted.model.token_dropout is not None
+    assert copied_into == [fitted.model]
     assert max(fitted.history["val_accuracy"]) > 0.5
 
 
@@ -147,6 +168,7 @@ def test_translation_refuses_encoder_pretraining(tmp_path: Path) -> None:
     [
         (lambda: ModelConfig(token_dropout=1.0), "token_dropout 1.0 is not in"),
         (lambda: ModelConfig(token_dropout=-0.1), "token_dropout -0.1 is not in"),
+        (lambda: ModelConfig(token_dropout=0.1), "token_dropout is for classifiers"),
         (lambda: tiny_configs("sentiment", mask_rate=0.0), "mask_rate 0.0 is not in"),
         (lambda: tiny_configs("sentiment", pretrain_epochs=-1), "pretrain_epochs -1 is negative"),
     ],
