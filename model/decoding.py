@@ -111,10 +111,8 @@ class Decoder:
     ) -> None:
         if xla not in ("off", "on", "background"):
             raise ValueError(f"xla must be off, on or background, not {xla!r}")
-        if (
-            list(cache_segments) != sorted(set(cache_segments))
-            or min(cache_segments, default=1) < 1
-        ):
+        sizes = list(cache_segments)
+        if sizes != sorted(set(sizes)) or any(size < 1 for size in sizes):
             raise ValueError(f"cache_segments must be increasing positive sizes: {cache_segments}")
         self.model = model
         self.xla = xla

@@ -124,8 +124,8 @@ def pretrain_encoder(
     )
     history = mlm.fit(batches, epochs=train_config.pretrain_epochs, verbose=verbose)
     summary = {
-        "epochs": train_config.pretrain_epochs,
-        "texts": len(unique),
+        "epochs": settings["epochs"],
+        "texts": settings["texts"],
         "loss": round(float(history.history["loss"][-1]), 4),
         "masked_token_accuracy": round(float(history.history["accuracy"][-1]), 4),
     }

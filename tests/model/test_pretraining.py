@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
@@ -104,10 +105,11 @@ def _sentiment_corpus() -> tuple[Corpus, list[str]]:
 
 
 def test_pretraining_lowers_the_masked_token_loss(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(11)  # the same initial weights whatever ran before
     corpus, unlabeled = _sentiment_corpus()
     texts = [text for text, _ in corpus.train] + unlabeled
     tokenizer = train_tokenizer(texts, vocab_size=60)
-    model_config, train_config = tiny_configs("sentiment", pretrain_epochs=8, warmup_steps=20)
+    model_config, train_config = tiny_configs("sentiment", pretrain_epochs=12, warmup_steps=20)
     model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
     ids = np.array([(tokenizer.encode(t) + [PAD_ID] * 16)[:16] for t in texts], np.int32)
     inputs, targets = mask_tokens(ids, 0.3, np.random.default_rng(6), tokenizer.vocab_size)
@@ -117,8 +119,8 @@ def test_pretraining_lowers_the_masked_token_loss(tmp_path: Path) -> None:
     before = float(loss(targets, untrained(inputs)))
     mlm, summary = pretrain_encoder(texts, tokenizer, model_config, train_config, tmp_path)
     after = float(loss(targets, mlm(inputs)))
-    assert after < before - 1.0
-    assert summary["texts"] == len(set(texts)) and summary["epochs"] == 8
+    assert after < 0.85 * before
+    assert summary["texts"] == len(set(texts)) and summary["epochs"] == 12
     assert (tmp_path / PRETRAINED_WEIGHTS).is_file()
 
     # A resumed run reuses the saved encoder and its summary instead of pre-training again...
