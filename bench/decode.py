@@ -81,6 +81,7 @@ def main(
 
     runs = _measure(translator, sources, naive_sentences)
     peak_gflops = measure.matmul_peak(matmul_size)
+    bandwidth = measure.read_bandwidth()
     result = {
         "artifact": str(path),
         "device": device,
@@ -88,6 +89,7 @@ def main(
         "sentences": len(sources),
         "naive_sentences": runs.naive.sentences,
         **_summary(translator, sources, references, runs, peak_gflops),
+        "batch1_memory": _batch1_memory(translator, runs, bandwidth),
         "decoder_compilations": translator.decoder.compilations,
         "matmul_peak": {"size": matmul_size, "gflops": round(peak_gflops, 1)},
     }
@@ -160,6 +162,21 @@ def _summary(
     }
 
 
+def _batch1_memory(translator: Translator, runs: Runs, bandwidth: float) -> dict[str, float]:
+    """Batch 1 reads every decoder weight for each token: its ceiling is memory bandwidth.
+
+    Steps are counted as tokens (one step per generated token, </s> included).
+    """
+    step_bytes = measure.weight_bytes_per_step(translator.model)
+    used = runs.greedy[1].tokens_per_s * step_bytes / 1e9
+    return {
+        "weight_mb_per_step": round(step_bytes / 1e6, 1),
+        "weight_gb_per_s": round(used, 2),
+        "read_bandwidth_gb_per_s": round(bandwidth, 1),
+        "fraction_of_bandwidth": round(used / bandwidth, 4),
+    }
+
+
 def _in_order(runs: Runs) -> list[Run]:
     return [runs.naive, *runs.greedy.values(), runs.beam]
 
@@ -226,6 +243,13 @@ def _table(result: dict[str, Any]) -> str:
         f"{result['greedy_b64_gflops']:.3f} GFLOP/s = "
         f"{100 * result['greedy_b64_fraction_of_peak']:.3f}% of peak "
         f"({result['flops']['flops_per_token']:,.0f} FLOPs per token)"
+    )
+    memory = result["batch1_memory"]
+    lines.append(
+        f"cached greedy batch 1 reads {memory['weight_mb_per_step']:.1f} MB of weights per "
+        f"token: {memory['weight_gb_per_s']:.2f} GB/s = "
+        f"{100 * memory['fraction_of_bandwidth']:.1f}% of the measured read bandwidth "
+        f"({memory['read_bandwidth_gb_per_s']:.1f} GB/s)"
     )
     for name, target in result["targets"].items():
         verdict = "met" if target["met"] else "MISSED"

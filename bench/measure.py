@@ -122,6 +122,35 @@ def matmul_peak(size: int = 2048, rounds: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def read_bandwidth(megabytes: int = 512, rounds: int = 5) -> float:
+    """Best of `rounds` GB/s of summing a float32 tensor far larger than the caches."""
+    data = tf.ones((megabytes * 2**20 // 4,), tf.float32)
+    total = tf.function(tf.reduce_sum)
+    total(data).numpy()  # trace and warm up
+    best = math.inf
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total(data).numpy()
+        best = min(best, time.perf_counter() - started)
+    return megabytes * 2**20 / best / 1e9
+
+
+def weight_bytes_per_step(model: Seq2SeqTransformer) -> int:
+    """Bytes of float32 weights one cached decoding step reads, whatever its batch: the
+    decoder blocks (less the cross-attention key/value projections, applied once per
+    batch), the final norm and the tied output embedding."""
+    once_per_batch = set()
+    for block in model.decoder_blocks:
+        attention = block.cross_attention
+        once_per_batch |= {
+            id(w) for w in attention.key_dense.weights + attention.value_dense.weights
+        }
+    weights = [w for block in model.decoder_blocks for w in block.weights]
+    weights += model.decoder_norm.weights
+    weights.append(model.decoder_embedding.token_embedding.embeddings)
+    return 4 * sum(math.prod(w.shape) for w in weights if id(w) not in once_per_batch)
+
+
 FLOPS_METHOD = (
     "model.decoding.flops_per_token (decoder step: projections, feed-forward, attention over "
     "the real source incl. </s> and the real context up to the token, output layer), "

@@ -6,7 +6,7 @@ segments (`CACHE_SEGMENTS`), while the cross-attention keys/values are computed 
 shared by a sentence's beams). Greedy and beam search share
 `Seq2SeqTransformer.decode_step`. Each loop exists twice: one graph for every shape, and
 XLA-compiled loops specialized to a few padded shapes (batch and source-length buckets),
-which run 1.3-2x faster on the CPU once compiled; `Decoder.compilations` counts the
+which run 1.3-2.8x faster on the CPU once compiled; `Decoder.compilations` counts the
 traces so that a recompilation storm shows.
 """
 
@@ -276,10 +276,18 @@ class Decoder:
         self._count_compilation("greedy")
         model = self.model
         memory, memory_mask, _ = model.encode(source_ids)
+        sentences = source_ids.shape[0]  # static under XLA, None in the shape-agnostic graph
+        if sentences == 1:
+            # On the CPU, XLA fuses each layer norm into the matrix-vector products that
+            # follow it and emits them as plain loops: a one-row step ran ~1.9x slower than
+            # a two-row one (matrix products, one read of the weights either way). So the
+            # decoder gets a padding row, which stops at its first step; the encoder does not.
+            memory, memory_mask = _padded_row(memory), _padded_row(memory_mask)
+            limits = _padded_row(limits)
         cache_lengths = self._cache_lengths(max_len)
         cache = model.init_cache(memory, cache_lengths[0])
-        batch = tf.shape(source_ids)[0]
-        out = tf.TensorArray(tf.int32, size=max_len, element_shape=source_ids.shape[:1])
+        batch = tf.shape(memory)[0]
+        out = tf.TensorArray(tf.int32, size=max_len, element_shape=memory.shape[:1])
 
         def body(i, ids, cache, finished, totals, lengths, out):  # type: ignore[no-untyped-def]
             log_probs, cache, _ = model.decode_step(ids, i, cache, memory_mask)
@@ -309,7 +317,10 @@ class Decoder:
             ),
             cache_lengths,
         )
-        return tf.transpose(out.stack())[:, None], totals[:, None], lengths[:, None]
+        tokens = tf.transpose(out.stack())[:, None]
+        if sentences == 1:
+            tokens, totals, lengths = tokens[:1], totals[:1], lengths[:1]
+        return tokens, totals[:, None], lengths[:, None]
 
     def _beam_loop(
         self,
@@ -427,6 +438,11 @@ def _grown(cache: dict[str, Any], length: tf.Tensor) -> dict[str, Any]:
             )
         )
     return {"self": grown, "cross": cache["cross"]}
+
+
+def _padded_row(rows: tf.Tensor) -> tf.Tensor:
+    """`rows` with one more row of zeros (False, or a length limit of 0) at the end."""
+    return tf.pad(rows, [[0, 1]] + [[0, 0]] * (rows.shape.rank - 1))
 
 
 def _constrain(log_probs: tf.Tensor, at_limit: tf.Tensor) -> tf.Tensor:

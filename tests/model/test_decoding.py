@@ -177,6 +177,18 @@ def test_xla_loops_translate_as_the_shape_agnostic_graph(
     assert xla_scores == pytest.approx(scores, rel=1e-4)
 
 
+def test_a_single_sentence_under_xla_decodes_as_the_naive_loop(
+    seq2seq: Seq2SeqTransformer, xla_decoder: Decoder
+) -> None:
+    # A batch of one runs its decoder steps with a padding row (see _greedy_loop).
+    for source in random_sources([1, 4, 9], seq2seq.model_config.vocab_size, seed=12):
+        [[hypothesis]] = xla_decoder.translate([source], SHORT)
+        ids, score = naive_greedy(seq2seq, source, SHORT)
+        assert hypothesis.ids == ids
+        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
+        assert xla_decoder.shape_of([source], SHORT).batch == 1
+
+
 def test_xla_shapes_ignore_a_requests_max_length_and_pad_the_batch(
     xla_decoder: Decoder, tiny_config: ModelConfig
 ) -> None:
