@@ -35,6 +35,9 @@ _NEG_INF = -1e9
 # cache (and beam search reorders it), while most sentences end long before the loop's
 # length allows.
 CACHE_SEGMENTS = (16, 32)
+# Greedy batches of at least this many rows finish their decoding on half the rows once at
+# most half are still decoding.
+COMPACT_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -285,42 +288,95 @@ class Decoder:
             memory, memory_mask = _padded_row(memory), _padded_row(memory_mask)
             limits = _padded_row(limits)
         cache_lengths = self._cache_lengths(max_len)
-        cache = model.init_cache(memory, cache_lengths[0])
-        batch = tf.shape(memory)[0]
-        out = tf.TensorArray(tf.int32, size=max_len, element_shape=memory.shape[:1])
+        rows = tf.shape(memory)[0]
+        state = (
+            tf.constant(0),  # step
+            tf.fill([rows], BOS_ID),  # last tokens
+            model.init_cache(memory, cache_lengths[0]),
+            tf.zeros([rows], tf.bool),  # finished
+            tf.zeros([rows], tf.float32),  # total log-probabilities
+            tf.zeros([rows], tf.int32),  # lengths
+            tf.zeros([rows, max_len], tf.int32),  # tokens
+            limits,
+            memory_mask,
+        )
+        # Only where the batch is static (XLA) and large enough to repay a second compiled
+        # copy of the later segments.
+        compact = memory.shape[0] is not None and memory.shape[0] >= COMPACT_ROWS
+        tokens, totals, lengths = self._greedy_segments(state, cache_lengths, max_len, compact)
+        tokens = tokens[:, None]
+        if sentences == 1:
+            tokens, totals, lengths = tokens[:1], totals[:1], lengths[:1]
+        return tokens, totals[:, None], lengths[:, None]
 
-        def body(i, ids, cache, finished, totals, lengths, out):  # type: ignore[no-untyped-def]
+    def _greedy_segments(
+        self,
+        state: tuple[Any, ...],
+        cache_lengths: list[tf.Tensor],
+        max_len: tf.Tensor,
+        compact: bool,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Runs greedy steps segment by segment (see `_run_in_segments`) -> tokens, totals
+        and lengths per row.
+
+        With `compact`, once at most half the rows still decode, the rest runs on half the
+        rows: a batch decodes until its longest sentence ends, and by then most rows have
+        long finished.
+        """
+        model = self.model
+
+        def body(i, ids, cache, finished, totals, lengths, tokens, limits, memory_mask):  # type: ignore[no-untyped-def]
             log_probs, cache, _ = model.decode_step(ids, i, cache, memory_mask)
             log_probs = _constrain(log_probs, i >= limits - 1)
-            next_ids = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (batch,)
+            next_ids = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (rows,)
             picked = tf.gather(log_probs, next_ids, batch_dims=1)
             next_ids = tf.where(finished, PAD_ID, next_ids)
             totals += tf.where(finished, 0.0, picked)
             lengths += tf.cast(~finished, tf.int32)
             finished |= next_ids == EOS_ID
-            return i + 1, next_ids, cache, finished, totals, lengths, out.write(i, next_ids)
+            tokens += tf.one_hot(i, max_len, dtype=tf.int32)[None, :] * next_ids[:, None]
+            return i + 1, next_ids, cache, finished, totals, lengths, tokens, limits, memory_mask
 
         def cond(i, ids, cache, finished, *_):  # type: ignore[no-untyped-def]
             return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
 
-        _, _, _, _, totals, lengths, out = self._run_in_segments(
-            cond,
-            body,
-            (
-                tf.constant(0),
-                tf.fill([batch], BOS_ID),
-                cache,
-                tf.zeros([batch], tf.bool),
-                tf.zeros([batch], tf.float32),
-                tf.zeros([batch], tf.int32),
-                out,
-            ),
-            cache_lengths,
+        if compact:
+            half = state[1].shape[0] // 2
+
+            def more_than_half(*s):  # type: ignore[no-untyped-def]
+                decoding = tf.reduce_sum(tf.cast(~s[3], tf.int32))
+                return tf.logical_and(cond(*s), decoding > half)
+
+            # Stops early once at most half the rows decode; the loops after that one only
+            # grow the cache to the loop's length, and the rest runs on half the rows.
+            state = self._run_in_segments(more_than_half, body, state, cache_lengths)
+            return self._on_rows(state, half, cache_lengths[-1:], max_len)
+        state = self._run_in_segments(cond, body, state, cache_lengths)
+        return state[6], state[4], state[5]
+
+    def _on_rows(
+        self, state: tuple[Any, ...], count: int, cache_lengths: list[tf.Tensor], max_len: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Decodes the rest on `count` rows, the unfinished ones among them, and puts their
+        tokens, totals and lengths back in place among the finished rows'."""
+        keep = tf.math.top_k(tf.cast(~state[3], tf.float32), k=count).indices
+        step, ids, cache, finished, totals, lengths, tokens, limits, memory_mask = state
+        gather = partial(tf.gather, indices=keep)
+        small = (
+            step,
+            gather(ids),
+            {kind: [(gather(k), gather(v)) for k, v in cache[kind]] for kind in ("self", "cross")},
+            *(gather(rows) for rows in (finished, totals, lengths, tokens, limits, memory_mask)),
         )
-        tokens = tf.transpose(out.stack())[:, None]
-        if sentences == 1:
-            tokens, totals, lengths = tokens[:1], totals[:1], lengths[:1]
-        return tokens, totals[:, None], lengths[:, None]
+        small_tokens, small_totals, small_lengths = self._greedy_segments(
+            small, cache_lengths, max_len, compact=False
+        )
+        where = keep[:, None]
+        return (
+            tf.tensor_scatter_nd_update(tokens, where, small_tokens),
+            tf.tensor_scatter_nd_update(totals, where, small_totals),
+            tf.tensor_scatter_nd_update(lengths, where, small_lengths),
+        )
 
     def _beam_loop(
         self,

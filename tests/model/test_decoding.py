@@ -189,6 +189,30 @@ def test_a_single_sentence_under_xla_decodes_as_the_naive_loop(
         assert xla_decoder.shape_of([source], SHORT).batch == 1
 
 
+def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
+    seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 12 of 16 sources allow at most 5 tokens (one piece, </s>, plus SHORT's 3): from step 5
+    # on at most 4 rows still decode, and the rest runs on 8 rows, in a cache that grew
+    # past its first segment of 6 positions.
+    vocab_size = seq2seq.model_config.vocab_size
+    sources = random_sources([1] * 6 + [9, 12] + [1] * 6 + [11, 10], vocab_size, seed=21)
+    compacted = []
+    original = Decoder._on_rows
+    monkeypatch.setattr(
+        Decoder, "_on_rows", lambda self, *a: compacted.append(a[1]) or original(self, *a)
+    )
+    xla = Decoder(seq2seq, xla="on", cache_segments=(6,))
+    hypotheses = xla.translate(sources, SHORT)
+    assert compacted == [8]  # traced into the compiled loop with half of the 16 rows
+    for source, [hypothesis] in zip(sources, hypotheses, strict=True):
+        ids, score = naive_greedy(seq2seq, source, SHORT)
+        assert hypothesis.ids == ids
+        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
+    graph = Decoder(seq2seq, cache_segments=(6,))
+    assert ids_and_scores(graph.translate(sources, SHORT))[0] == ids_and_scores(hypotheses)[0]
+
+
 def test_xla_shapes_ignore_a_requests_max_length_and_pad_the_batch(
     xla_decoder: Decoder, tiny_config: ModelConfig
 ) -> None:
