@@ -391,16 +391,50 @@ class Decoder:
         model, k = self.model, beam_size
         batch = tf.shape(source_ids)[0]
         memory, memory_mask, _ = model.encode(source_ids)
-        limits = tf.repeat(limits, k)
         cache_lengths = self._cache_lengths(max_len)
-        # The memory stays one per sentence.
-        cache = model.init_cache(memory, cache_lengths[0], beams=k)
+        state = (
+            tf.constant(0),  # step
+            tf.fill([batch * k], BOS_ID),  # last tokens
+            # The memory stays one per sentence.
+            model.init_cache(memory, cache_lengths[0], beams=k),
+            tf.zeros([batch, k], tf.bool),  # finished
+            # Only beam 0 is live at first, so the k beams do not start as copies.
+            tf.tile(tf.constant([[0.0] + [_NEG_INF] * (k - 1)]), [batch, 1]),
+            tf.zeros([batch, k], tf.int32),  # lengths
+            tf.zeros([batch * k, max_len], tf.int32),  # tokens
+            tf.repeat(limits, k),
+            memory_mask,
+        )
+        sentences = source_ids.shape[0]
+        compact = sentences is not None and sentences * k >= COMPACT_ROWS and sentences >= 2
+        totals, lengths, tokens = self._beam_segments(state, cache_lengths, max_len, k, compact)
+        # Rank each sentence's beams by length-normalized score (GNMT's penalty).
+        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
+        order = tf.argsort(totals / penalty, axis=-1, direction="DESCENDING")
+        tokens = tf.gather(tf.reshape(tokens, [batch, k, -1]), order, batch_dims=1)
+        return (
+            tokens,
+            tf.gather(totals, order, batch_dims=1),
+            tf.gather(lengths, order, batch_dims=1),
+        )
+
+    def _beam_segments(
+        self,
+        state: tuple[Any, ...],
+        cache_lengths: list[tf.Tensor],
+        max_len: tf.Tensor,
+        k: int,
+        compact: bool,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Runs beam search steps segment by segment -> totals, lengths (sentences, k) and
+        tokens (sentences * k, steps); with `compact`, once at most half the sentences still
+        have a live beam, the rest runs on half the sentences (as `_greedy_segments`)."""
+        model = self.model
         vocab = model.model_config.vocab_size
-        # Only beam 0 is live at first, so the k beams do not start as copies.
-        totals = tf.tile(tf.constant([[0.0] + [_NEG_INF] * (k - 1)]), [batch, 1])
         pad_only = tf.one_hot(PAD_ID, vocab, on_value=0.0, off_value=_NEG_INF)
 
-        def body(i, ids, cache, finished, totals, lengths, tokens):  # type: ignore[no-untyped-def]
+        def body(i, ids, cache, finished, totals, lengths, tokens, limits, memory_mask):  # type: ignore[no-untyped-def]
+            batch = tf.shape(finished)[0]
             log_probs, cache, _ = model.decode_step(ids, i, cache, memory_mask)
             log_probs = _constrain(log_probs, i >= limits - 1)
             # A finished beam continues with padding at no cost, keeping its score.
@@ -427,33 +461,58 @@ class Decoder:
             tokens = reorder(tokens)
             tokens = tokens + tf.one_hot(i, max_len, dtype=tf.int32) * tf.reshape(next_ids, [-1, 1])
             finished = was_finished | (next_ids == EOS_ID)
-            return i + 1, tf.reshape(next_ids, [-1]), cache, finished, totals, lengths, tokens
+            ids = tf.reshape(next_ids, [-1])
+            return i + 1, ids, cache, finished, totals, lengths, tokens, limits, memory_mask
 
         def cond(i, ids, cache, finished, *_):  # type: ignore[no-untyped-def]
             return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
 
-        _, _, _, _, totals, lengths, tokens = self._run_in_segments(
-            cond,
-            body,
-            (
-                tf.constant(0),
-                tf.fill([batch * k], BOS_ID),
-                cache,
-                tf.zeros([batch, k], tf.bool),
-                totals,
-                tf.zeros([batch, k], tf.int32),
-                tf.zeros([batch * k, max_len], tf.int32),
-            ),
-            cache_lengths,
+        if compact:
+            half = state[3].shape[0] // 2
+
+            def more_than_half(*s):  # type: ignore[no-untyped-def]
+                decoding = tf.reduce_sum(tf.cast(~tf.reduce_all(s[3], axis=1), tf.int32))
+                return tf.logical_and(cond(*s), decoding > half)
+
+            state = self._run_in_segments(more_than_half, body, state, cache_lengths)
+            return self._on_sentences(state, half, cache_lengths[-1:], max_len, k)
+        state = self._run_in_segments(cond, body, state, cache_lengths)
+        return state[4], state[5], state[6]
+
+    def _on_sentences(
+        self,
+        state: tuple[Any, ...],
+        count: int,
+        cache_lengths: list[tf.Tensor],
+        max_len: tf.Tensor,
+        k: int,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Beam search's `_on_rows`: `count` sentences, each with its k rows."""
+        step, ids, cache, finished, totals, lengths, tokens, limits, memory_mask = state
+        keep = tf.math.top_k(tf.cast(~tf.reduce_all(finished, axis=1), tf.float32), k=count)
+        sentences = keep.indices  # (count,)
+        rows = tf.reshape(sentences[:, None] * k + tf.range(k)[None, :], [-1])  # (count * k,)
+        small = (
+            step,
+            tf.gather(ids, rows),
+            {
+                "self": [(tf.gather(a, rows), tf.gather(b, rows)) for a, b in cache["self"]],
+                "cross": [
+                    (tf.gather(a, sentences), tf.gather(b, sentences)) for a, b in cache["cross"]
+                ],
+            },
+            *(tf.gather(t, sentences) for t in (finished, totals, lengths)),
+            tf.gather(tokens, rows),
+            tf.gather(limits, rows),
+            tf.gather(memory_mask, sentences),
         )
-        # Rank each sentence's beams by length-normalized score (GNMT's penalty).
-        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
-        order = tf.argsort(totals / penalty, axis=-1, direction="DESCENDING")
-        tokens = tf.gather(tf.reshape(tokens, [batch, k, -1]), order, batch_dims=1)
+        small_totals, small_lengths, small_tokens = self._beam_segments(
+            small, cache_lengths, max_len, k, compact=False
+        )
         return (
-            tokens,
-            tf.gather(totals, order, batch_dims=1),
-            tf.gather(lengths, order, batch_dims=1),
+            tf.tensor_scatter_nd_update(totals, sentences[:, None], small_totals),
+            tf.tensor_scatter_nd_update(lengths, sentences[:, None], small_lengths),
+            tf.tensor_scatter_nd_update(tokens, rows[:, None], small_tokens),
         )
 
     @staticmethod

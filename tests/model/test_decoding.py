@@ -213,6 +213,31 @@ def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
     assert ids_and_scores(graph.translate(sources, SHORT))[0] == ids_and_scores(hypotheses)[0]
 
 
+def test_beam_search_finishes_on_half_its_sentences_as_without_compaction(
+    seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 8 sentences of 2 beams: 16 rows. 6 sources allow at most 5 tokens, so from step 5 on
+    # at most 2 sentences still decode, and the rest runs on 4.
+    vocab_size = seq2seq.model_config.vocab_size
+    sources = random_sources([1, 1, 1, 12, 1, 1, 1, 9], vocab_size, seed=22)
+    options = DecodeOptions(beam_size=2, num_return=2, max_length_ratio=1.0, max_length_offset=3)
+    compacted = []
+    original = Decoder._on_sentences
+    monkeypatch.setattr(
+        Decoder,
+        "_on_sentences",
+        lambda self, *a: compacted.append(a[1]) or original(self, *a),
+    )
+    xla = Decoder(seq2seq, xla="on").translate(sources, options)
+    assert compacted == [4]
+    graph = Decoder(seq2seq).translate(sources, options)
+    for xla_nbest, graph_nbest in zip(xla, graph, strict=True):
+        assert [h.ids for h in xla_nbest] == [h.ids for h in graph_nbest]
+        assert [h.score for h in xla_nbest] == pytest.approx(
+            [h.score for h in graph_nbest], rel=1e-4
+        )
+
+
 def test_xla_shapes_ignore_a_requests_max_length_and_pad_the_batch(
     xla_decoder: Decoder, tiny_config: ModelConfig
 ) -> None:
