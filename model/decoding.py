@@ -8,8 +8,8 @@ shared by a sentence's beams). Greedy and beam search share
 XLA-compiled loops specialized to a few padded shapes (batch and source-length buckets),
 which run 1.3-2.8x faster on the CPU once compiled; `Decoder.compilations` counts the
 traces so that a recompilation storm shows. A batch decodes until its longest sentence
-ends, so in the XLA loops a batch of 16 rows or more goes on with half its sentences once
-at most half of them still decode.
+ends, so in the XLA loops a batch of `COMPACT_ROWS` rows or more goes on with half its
+sentences once at most half of them still decode.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ _NEG_INF = -1e9
 # cache (and beam search reorders it), while most sentences end long before the loop's
 # length allows.
 CACHE_SEGMENTS = (16, 32)
-# Greedy batches of at least this many rows finish their decoding on half the rows once at
-# most half are still decoding.
-COMPACT_ROWS = 16
+# XLA loops of at least this many rows (sentences x beams) finish their decoding on half the
+# sentences once at most half still decode. Each such loop compiles a second, half-size copy
+# of the decoder step: more compile time and memory, so only the largest batches do.
+COMPACT_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class Decoder:
         xla: XlaMode = "off",
         length_bucket: int = 8,
         cache_segments: Sequence[int] = CACHE_SEGMENTS,
+        compact_rows: int = COMPACT_ROWS,
         on_compile: Callable[[str], None] | None = None,
     ) -> None:
         if xla not in ("off", "on", "background"):
@@ -123,6 +125,7 @@ class Decoder:
         self.xla = xla
         self.length_bucket = length_bucket
         self.cache_segments = tuple(cache_segments)
+        self.compact_rows = compact_rows
         self.compilations = 0
         self._on_compile = on_compile
         self._lock = threading.Lock()
@@ -304,7 +307,7 @@ class Decoder:
         )
         # Only where the batch is static (XLA) and large enough to repay a second compiled
         # copy of the later segments.
-        compact = memory.shape[0] is not None and memory.shape[0] >= COMPACT_ROWS
+        compact = memory.shape[0] is not None and memory.shape[0] >= self.compact_rows
         tokens, totals, lengths = self._greedy_segments(state, cache_lengths, max_len, compact)
         tokens = tokens[:, None]
         if sentences == 1:
@@ -408,7 +411,7 @@ class Decoder:
             memory_mask,
         )
         sentences = source_ids.shape[0]
-        compact = sentences is not None and sentences * k >= COMPACT_ROWS and sentences >= 2
+        compact = sentences is not None and sentences * k >= self.compact_rows and sentences >= 2
         totals, lengths, tokens = self._beam_segments(state, cache_lengths, max_len, k, compact)
         # Rank each sentence's beams by length-normalized score (GNMT's penalty).
         penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)

@@ -202,7 +202,7 @@ def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
     monkeypatch.setattr(
         Decoder, "_on_rows", lambda self, *a: compacted.append(a[1]) or original(self, *a)
     )
-    xla = Decoder(seq2seq, xla="on", cache_segments=(6,))
+    xla = Decoder(seq2seq, xla="on", cache_segments=(6,), compact_rows=16)
     hypotheses = xla.translate(sources, SHORT)
     assert compacted == [8]  # traced into the compiled loop with half of the 16 rows
     for source, [hypothesis] in zip(sources, hypotheses, strict=True):
@@ -211,6 +211,8 @@ def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
         assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
     graph = Decoder(seq2seq, cache_segments=(6,))
     assert ids_and_scores(graph.translate(sources, SHORT))[0] == ids_and_scores(hypotheses)[0]
+    Decoder(seq2seq, xla="on", cache_segments=(6,)).translate(sources, SHORT)
+    assert compacted == [8]  # 16 rows: below the default COMPACT_ROWS, no half-size copy
 
 
 def test_beam_search_finishes_on_half_its_sentences_as_without_compaction(
@@ -228,7 +230,7 @@ def test_beam_search_finishes_on_half_its_sentences_as_without_compaction(
         "_on_sentences",
         lambda self, *a: compacted.append(a[1]) or original(self, *a),
     )
-    xla = Decoder(seq2seq, xla="on").translate(sources, options)
+    xla = Decoder(seq2seq, xla="on", compact_rows=16).translate(sources, options)
     assert compacted == [4]
     graph = Decoder(seq2seq).translate(sources, options)
     for xla_nbest, graph_nbest in zip(xla, graph, strict=True):
