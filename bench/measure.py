@@ -138,7 +138,7 @@ def read_bandwidth(megabytes: int = 512, rounds: int = 5) -> float:
 def weight_bytes_per_step(model: Seq2SeqTransformer) -> int:
     """Bytes of float32 weights one cached decoding step reads, whatever its batch: the
     decoder blocks (less the cross-attention key/value projections, applied once per
-    batch), the final norm and the tied output embedding."""
+    batch), the final norm and the output embedding."""
     once_per_batch = set()
     for block in model.decoder_blocks:
         attention = block.cross_attention

@@ -215,6 +215,30 @@ def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
     assert compacted == [8]  # 16 rows: below the default COMPACT_ROWS, no half-size copy
 
 
+def test_compaction_starts_once_at_most_half_the_rows_decode(
+    seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The greedy loop run eagerly (its batch is static there too), to see the step at which
+    # the half-size loop takes over and how many rows were still decoding then.
+    vocab_size = seq2seq.model_config.vocab_size
+    sources = random_sources([1] * 6 + [9, 12] + [1] * 6 + [11, 10], vocab_size, seed=21)
+    seen = []
+    original = Decoder._on_rows
+
+    def spy(self: Decoder, state: tuple[Any, ...], *rest: Any) -> Any:
+        seen.append((int(state[0]), int(tf.reduce_sum(tf.cast(~state[3], tf.int32)))))
+        return original(self, state, *rest)
+
+    monkeypatch.setattr(Decoder, "_on_rows", spy)
+    decoder = Decoder(seq2seq, cache_segments=(6,), compact_rows=16)
+    shape = decoder.shape_of(sources, SHORT)
+    inputs = decoder._prepare(sources, SHORT, shape.batch, shape.source_len, shape.loop_len)
+    _, _, lengths = decoder._greedy_loop(*inputs)
+    [(step, decoding)] = seen
+    assert 1 <= decoding <= 8 and step <= 5  # the short rows' limit of 5 tokens
+    assert int(tf.reduce_max(lengths)) > step  # the long rows went on on 8 rows
+
+
 def test_beam_search_finishes_on_half_its_sentences_as_without_compaction(
     seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
