@@ -189,14 +189,17 @@ def test_a_single_sentence_under_xla_decodes_as_the_naive_loop(
         assert xla_decoder.shape_of([source], SHORT).batch == 1
 
 
+def mostly_short_sources(vocab_size: int) -> list[list[int]]:
+    """16 sources, 12 of one piece: under SHORT those allow at most 5 tokens (the piece,
+    </s>, plus SHORT's 3), so from step 5 on at most 4 rows still decode."""
+    return random_sources([1] * 6 + [9, 12] + [1] * 6 + [11, 10], vocab_size, seed=21)
+
+
 def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
     seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 12 of 16 sources allow at most 5 tokens (one piece, </s>, plus SHORT's 3): from step 5
-    # on at most 4 rows still decode, and the rest runs on 8 rows, in a cache that grew
-    # past its first segment of 6 positions.
-    vocab_size = seq2seq.model_config.vocab_size
-    sources = random_sources([1] * 6 + [9, 12] + [1] * 6 + [11, 10], vocab_size, seed=21)
+    # The rest runs on 8 rows, in a cache that grew past its first segment of 6 positions.
+    sources = mostly_short_sources(seq2seq.model_config.vocab_size)
     compacted = []
     original = Decoder._on_rows
     monkeypatch.setattr(
@@ -220,8 +223,7 @@ def test_compaction_starts_once_at_most_half_the_rows_decode(
 ) -> None:
     # The greedy loop run eagerly (its batch is static there too), to see the step at which
     # the half-size loop takes over and how many rows were still decoding then.
-    vocab_size = seq2seq.model_config.vocab_size
-    sources = random_sources([1] * 6 + [9, 12] + [1] * 6 + [11, 10], vocab_size, seed=21)
+    sources = mostly_short_sources(seq2seq.model_config.vocab_size)
     seen = []
     original = Decoder._on_rows
 
