@@ -346,42 +346,16 @@ class Decoder:
             return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
 
         if compact:
-            half = state[1].shape[0] // 2
-
-            def more_than_half(*s):  # type: ignore[no-untyped-def]
-                decoding = tf.reduce_sum(tf.cast(~s[3], tf.int32))
-                return tf.logical_and(cond(*s), decoding > half)
-
-            # Stops early once at most half the rows decode; the loops after that one only
-            # grow the cache to the loop's length, and the rest runs on half the rows.
-            state = self._run_in_segments(more_than_half, body, state, cache_lengths)
-            return self._on_rows(state, half, cache_lengths[-1:], max_len)
+            return self._run_compacted(
+                cond,
+                body,
+                state,
+                cache_lengths,
+                1,
+                lambda small, lengths: self._greedy_segments(small, lengths, max_len, False),
+            )
         state = self._run_in_segments(cond, body, state, cache_lengths)
         return state[6], state[4], state[5]
-
-    def _on_rows(
-        self, state: tuple[Any, ...], count: int, cache_lengths: list[tf.Tensor], max_len: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Decodes the rest on `count` rows, the unfinished ones among them, and puts their
-        tokens, totals and lengths back in place among the finished rows'."""
-        keep = tf.math.top_k(tf.cast(~state[3], tf.float32), k=count).indices
-        step, ids, cache, finished, totals, lengths, tokens, limits, memory_mask = state
-        gather = partial(tf.gather, indices=keep)
-        small = (
-            step,
-            gather(ids),
-            {kind: [(gather(k), gather(v)) for k, v in cache[kind]] for kind in ("self", "cross")},
-            *(gather(rows) for rows in (finished, totals, lengths, tokens, limits, memory_mask)),
-        )
-        small_tokens, small_totals, small_lengths = self._greedy_segments(
-            small, cache_lengths, max_len, compact=False
-        )
-        where = keep[:, None]
-        return (
-            tf.tensor_scatter_nd_update(tokens, where, small_tokens),
-            tf.tensor_scatter_nd_update(totals, where, small_totals),
-            tf.tensor_scatter_nd_update(lengths, where, small_lengths),
-        )
 
     def _beam_loop(
         self,
@@ -412,7 +386,7 @@ class Decoder:
         )
         sentences = source_ids.shape[0]
         compact = sentences is not None and sentences * k >= self.compact_rows and sentences >= 2
-        totals, lengths, tokens = self._beam_segments(state, cache_lengths, max_len, k, compact)
+        tokens, totals, lengths = self._beam_segments(state, cache_lengths, max_len, k, compact)
         # Rank each sentence's beams by length-normalized score (GNMT's penalty).
         penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
         order = tf.argsort(totals / penalty, axis=-1, direction="DESCENDING")
@@ -431,8 +405,8 @@ class Decoder:
         k: int,
         compact: bool,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Runs beam search steps segment by segment -> totals, lengths (sentences, k) and
-        tokens (sentences * k, steps); with `compact`, once at most half the sentences still
+        """Runs beam search steps segment by segment -> tokens (sentences * k, steps), totals
+        and lengths (sentences, k); with `compact`, once at most half the sentences still
         have a live beam, the rest runs on half the sentences (as `_greedy_segments`)."""
         model = self.model
         vocab = model.model_config.vocab_size
@@ -473,29 +447,53 @@ class Decoder:
             return tf.logical_and(i < max_len, ~tf.reduce_all(finished))
 
         if compact:
-            half = state[3].shape[0] // 2
-
-            def more_than_half(*s):  # type: ignore[no-untyped-def]
-                decoding = tf.reduce_sum(tf.cast(~tf.reduce_all(s[3], axis=1), tf.int32))
-                return tf.logical_and(cond(*s), decoding > half)
-
-            state = self._run_in_segments(more_than_half, body, state, cache_lengths)
-            return self._on_sentences(state, half, cache_lengths[-1:], max_len, k)
+            return self._run_compacted(
+                cond,
+                body,
+                state,
+                cache_lengths,
+                k,
+                lambda small, lengths: self._beam_segments(small, lengths, max_len, k, False),
+            )
         state = self._run_in_segments(cond, body, state, cache_lengths)
-        return state[4], state[5], state[6]
+        return state[6], state[4], state[5]
 
-    def _on_sentences(
+    def _run_compacted(
         self,
+        cond: Callable[..., tf.Tensor],
+        body: Callable[..., Any],
+        state: tuple[Any, ...],
+        cache_lengths: list[tf.Tensor],
+        k: int,
+        rest: Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]],
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """`_run_in_segments` that stops once at most half the sentences still decode; the
+        loops after that one only grow the cache to the loop's length, and `rest(state,
+        cache_lengths)` finishes on half the sentences (`_on_sentences`)."""
+        half = state[3].shape[0] // 2
+
+        def more_than_half(*s):  # type: ignore[no-untyped-def]
+            decoding = tf.reduce_sum(tf.cast(_live(s[3]), tf.int32))
+            return tf.logical_and(cond(*s), decoding > half)
+
+        state = self._run_in_segments(more_than_half, body, state, cache_lengths)
+        return self._on_sentences(state, half, k, lambda small: rest(small, cache_lengths[-1:]))
+
+    @staticmethod
+    def _on_sentences(
         state: tuple[Any, ...],
         count: int,
-        cache_lengths: list[tf.Tensor],
-        max_len: tf.Tensor,
         k: int,
+        rest: Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]],
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Beam search's `_on_rows`: `count` sentences, each with its k rows."""
+        """Decodes the rest on `count` sentences of k rows each, the unfinished ones among
+        them, and puts their tokens, totals and lengths back among the finished ones'.
+
+        Per sentence: finished, totals, lengths (sentences[, k]), the cross cache and the
+        memory mask; per row (sentence-major): ids, the self cache, tokens and limits.
+        """
         step, ids, cache, finished, totals, lengths, tokens, limits, memory_mask = state
-        keep = tf.math.top_k(tf.cast(~tf.reduce_all(finished, axis=1), tf.float32), k=count)
-        sentences = keep.indices  # (count,)
+        sentences = tf.math.top_k(tf.cast(_live(finished), tf.float32), k=count).indices
         rows = tf.reshape(sentences[:, None] * k + tf.range(k)[None, :], [-1])  # (count * k,)
         small = (
             step,
@@ -511,13 +509,11 @@ class Decoder:
             tf.gather(limits, rows),
             tf.gather(memory_mask, sentences),
         )
-        small_totals, small_lengths, small_tokens = self._beam_segments(
-            small, cache_lengths, max_len, k, compact=False
-        )
+        small_tokens, small_totals, small_lengths = rest(small)
         return (
+            tf.tensor_scatter_nd_update(tokens, rows[:, None], small_tokens),
             tf.tensor_scatter_nd_update(totals, sentences[:, None], small_totals),
             tf.tensor_scatter_nd_update(lengths, sentences[:, None], small_lengths),
-            tf.tensor_scatter_nd_update(tokens, rows[:, None], small_tokens),
         )
 
     @staticmethod
@@ -558,6 +554,11 @@ def _grown(cache: dict[str, Any], length: tf.Tensor) -> dict[str, Any]:
             )
         )
     return {"self": grown, "cross": cache["cross"]}
+
+
+def _live(finished: tf.Tensor) -> tf.Tensor:
+    """Per sentence, whether any of its rows still decodes: finished is (sentences[, beams])."""
+    return ~tf.reduce_all(tf.reshape(finished, [finished.shape[0], -1]), axis=1)
 
 
 def _padded_row(rows: tf.Tensor) -> tf.Tensor:

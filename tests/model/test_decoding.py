@@ -201,9 +201,13 @@ def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
     # The rest runs on 8 rows, in a cache that grew past its first segment of 6 positions.
     sources = mostly_short_sources(seq2seq.model_config.vocab_size)
     compacted = []
-    original = Decoder._on_rows
+    original = Decoder._on_sentences
     monkeypatch.setattr(
-        Decoder, "_on_rows", lambda self, *a: compacted.append(a[1]) or original(self, *a)
+        Decoder,
+        "_on_sentences",
+        staticmethod(
+            lambda state, count, *a: compacted.append(count) or original(state, count, *a)
+        ),
     )
     xla = Decoder(seq2seq, xla="on", cache_segments=(6,), compact_rows=16)
     hypotheses = xla.translate(sources, SHORT)
@@ -225,13 +229,13 @@ def test_compaction_starts_once_at_most_half_the_rows_decode(
     # the half-size loop takes over and how many rows were still decoding then.
     sources = mostly_short_sources(seq2seq.model_config.vocab_size)
     seen = []
-    original = Decoder._on_rows
+    original = Decoder._on_sentences
 
-    def spy(self: Decoder, state: tuple[Any, ...], *rest: Any) -> Any:
+    def spy(state: tuple[Any, ...], *rest: Any) -> Any:
         seen.append((int(state[0]), int(tf.reduce_sum(tf.cast(~state[3], tf.int32)))))
-        return original(self, state, *rest)
+        return original(state, *rest)
 
-    monkeypatch.setattr(Decoder, "_on_rows", spy)
+    monkeypatch.setattr(Decoder, "_on_sentences", staticmethod(spy))
     decoder = Decoder(seq2seq, cache_segments=(6,), compact_rows=16)
     shape = decoder.shape_of(sources, SHORT)
     inputs = decoder._prepare(sources, SHORT, shape.batch, shape.source_len, shape.loop_len)
@@ -254,7 +258,9 @@ def test_beam_search_finishes_on_half_its_sentences_as_without_compaction(
     monkeypatch.setattr(
         Decoder,
         "_on_sentences",
-        lambda self, *a: compacted.append(a[1]) or original(self, *a),
+        staticmethod(
+            lambda state, count, *a: compacted.append(count) or original(state, count, *a)
+        ),
     )
     xla = Decoder(seq2seq, xla="on", compact_rows=16).translate(sources, options)
     assert compacted == [4]
