@@ -187,6 +187,18 @@ class Decoder:
         loop_len = min(self.model_max_length - 1, self._loop_len(source_len, options))
         return _Shape(options.beam_size, batch_bucket(len(sources)), source_len, loop_len)
 
+    def compiler_ir(
+        self, sources: Sequence[Sequence[int]], options: DecodeOptions = DecodeOptions()
+    ) -> str:
+        """The optimized HLO of the XLA loop that decodes this batch, as text: what XLA
+        made of the step (its fusions and which matrix products stay library calls)."""
+        if self.xla == "off":
+            raise ValueError("this decoder runs no XLA loops (xla='off')")
+        shape = self.shape_of(sources, options)
+        inputs = self._prepare(sources, options, shape.batch, shape.source_len, shape.loop_len)
+        loop = self._xla_loops[options.beam_size]
+        return str(loop.experimental_get_compiler_ir(*inputs)(stage="optimized_hlo"))
+
     def wait_for_compilations(self) -> None:
         """Blocks until every shape queued for background compilation is compiled."""
         self._compiled.join()
@@ -284,14 +296,6 @@ class Decoder:
         self._count_compilation("greedy")
         model = self.model
         memory, memory_mask, _ = model.encode(source_ids)
-        sentences = source_ids.shape[0]  # static under XLA, None in the shape-agnostic graph
-        if sentences == 1:
-            # On the CPU, XLA fuses each layer norm into the matrix-vector products that
-            # follow it and emits them as plain loops: a one-row step ran ~1.9x slower than
-            # a two-row one (matrix products, one read of the weights either way). So the
-            # decoder gets a padding row, which stops at its first step; the encoder does not.
-            memory, memory_mask = _padded_row(memory), _padded_row(memory_mask)
-            limits = _padded_row(limits)
         cache_lengths = self._cache_lengths(max_len)
         rows = tf.shape(memory)[0]
         state = (
@@ -309,10 +313,7 @@ class Decoder:
         # copy of the later segments.
         compact = memory.shape[0] is not None and memory.shape[0] >= self.compact_rows
         tokens, totals, lengths = self._greedy_segments(state, cache_lengths, max_len, compact)
-        tokens = tokens[:, None]
-        if sentences == 1:
-            tokens, totals, lengths = tokens[:1], totals[:1], lengths[:1]
-        return tokens, totals[:, None], lengths[:, None]
+        return tokens[:, None], totals[:, None], lengths[:, None]
 
     def _greedy_segments(
         self,
@@ -431,10 +432,7 @@ class Decoder:
                 grouped = tf.reshape(rows, tf.concat([[batch, k], shape[1:]], axis=0))
                 return tf.reshape(tf.gather(grouped, origin, batch_dims=1), shape)
 
-            cache = {
-                "self": [(reorder(a), reorder(b)) for a, b in cache["self"]],
-                "cross": cache["cross"],
-            }
+            cache = {**cache, "self": [(reorder(a), reorder(b)) for a, b in cache["self"]]}
             was_finished = tf.gather(finished, origin, batch_dims=1)
             lengths = tf.gather(lengths, origin, batch_dims=1) + tf.cast(~was_finished, tf.int32)
             tokens = reorder(tokens)
@@ -499,6 +497,7 @@ class Decoder:
             step,
             tf.gather(ids, rows),
             {
+                **cache,
                 "self": [(tf.gather(a, rows), tf.gather(b, rows)) for a, b in cache["self"]],
                 "cross": [
                     (tf.gather(a, sentences), tf.gather(b, sentences)) for a, b in cache["cross"]
@@ -553,17 +552,12 @@ def _grown(cache: dict[str, Any], length: tf.Tensor) -> dict[str, Any]:
                 tf.pad(values, [[0, 0], [0, 0], [0, extra], [0, 0]]),
             )
         )
-    return {"self": grown, "cross": cache["cross"]}
+    return {**cache, "self": grown}
 
 
 def _live(finished: tf.Tensor) -> tf.Tensor:
     """Per sentence, whether any of its rows still decodes: finished is (sentences[, beams])."""
     return ~tf.reduce_all(tf.reshape(finished, [finished.shape[0], -1]), axis=1)
-
-
-def _padded_row(rows: tf.Tensor) -> tf.Tensor:
-    """`rows` with one more row of zeros (False, or a length limit of 0) at the end."""
-    return tf.pad(rows, [[0, 1]] + [[0, 0]] * (rows.shape.rank - 1))
 
 
 def _constrain(log_probs: tf.Tensor, at_limit: tf.Tensor) -> tf.Tensor:

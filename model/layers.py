@@ -93,14 +93,56 @@ class MultiHeadAttention(keras.layers.Layer):
         context = ops.einsum("ahqk,akhd->aqhd", weights, value)  # (batch, q_len, heads, key_dim)
         return self.output_dense(context), scores  # type: ignore[misc]
 
+    def step_kernels(self) -> tuple[Any, ...]:
+        """The query, key, value and output kernels as 2-D matrices in the compute dtype,
+        for `step_key_value` and `attend_step`.
+
+        A decoding loop computes them once, before it starts. Inside an XLA loop on the CPU,
+        a one-row product with a kernel reshaped there (a free bitcast) is fused with the
+        reshape and emitted as plain loops, ~9x slower than the matrix-vector routine that
+        a kernel coming in from outside the loop gets.
+        """
+        assert self.output_dense is not None
+        d_model, width = self.output_dense.kernel.shape[-1], self.num_heads * self.key_dim
+        shapes = [(d_model, width)] * 3 + [(width, d_model)]
+        dense = (self.query_dense, self.key_dense, self.value_dense, self.output_dense)
+        return tuple(
+            ops.reshape(ops.cast(layer.kernel, self.compute_dtype), shape)
+            for layer, shape in zip(dense, shapes, strict=True)
+        )
+
+    def step_key_value(self, value: Any, kernels: tuple[Any, ...]) -> tuple[Any, Any]:
+        """Keys and values of one position: (rows, d_model) -> (rows, heads, key_dim) each."""
+        return (
+            self._split_heads(value, kernels[1], self.key_dense),
+            self._split_heads(value, kernels[2], self.value_dense),
+        )
+
     def attend_step(
-        self, query: Any, key: Any, value: Any, attention_mask: Any = None
+        self,
+        query: Any,
+        key: Any,
+        value: Any,
+        attention_mask: Any,
+        kernels: tuple[Any, ...],
     ) -> tuple[Any, Any]:
-        """`attend` at inference over keys/values in `cache_key_value`'s layout."""
-        q = ops.transpose(self._queries(query), (0, 2, 1, 3))  # (batch, heads, q_len, key_dim)
+        """`attend` at inference over keys/values in `cache_key_value`'s layout, with the
+        kernels of `step_kernels`."""
+        q = self._split_heads(query, kernels[0], self.query_dense)
+        q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+        q = ops.transpose(q, (0, 2, 1, 3))  # (batch, heads, q_len, key_dim)
         scores = self._softmax(ops.matmul(q, key), attention_mask)  # (batch, heads, q, k)
         context = ops.matmul(ops.cast(scores, value.dtype), value)  # (batch, heads, q, key_dim)
-        return self.output_dense(ops.transpose(context, (0, 2, 1, 3))), scores  # type: ignore[misc]
+        context = ops.transpose(context, (0, 2, 1, 3))  # (batch, q_len, heads, key_dim)
+        width = self.num_heads * self.key_dim
+        assert self.output_dense is not None
+        y = _rows_times(ops.reshape(context, (-1, width)), kernels[3], self.output_dense.bias)
+        return ops.reshape(y, (*ops.shape(context)[:-2], -1)), scores
+
+    def _split_heads(self, x: Any, kernel: Any, dense: keras.layers.EinsumDense) -> Any:
+        """(..., d_model) through a 2-D kernel -> (..., heads, key_dim)."""
+        y = _rows_times(ops.reshape(x, (-1, ops.shape(x)[-1])), kernel, dense.bias)
+        return ops.reshape(y, (*ops.shape(x)[:-1], self.num_heads, self.key_dim))
 
     def _queries(self, query: Any) -> Any:
         q = self.query_dense(query)  # (batch, q_len, heads, key_dim)
@@ -119,6 +161,11 @@ class MultiHeadAttention(keras.layers.Layer):
         config = super().get_config()
         config.update(num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout)
         return config
+
+
+def _rows_times(rows: Any, kernel: Any, bias: Any) -> Any:
+    """rows (n, d_in) x kernel (d_in, d_out) + the bias, flattened, in the rows' dtype."""
+    return ops.matmul(rows, kernel) + ops.reshape(ops.cast(bias, rows.dtype), (-1,))
 
 
 def sinusoid_table(length: int, depth: int) -> np.ndarray:
@@ -171,6 +218,16 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         """Tied output projection: (batch, len, d_model) -> (batch, len, vocab) in float32."""
         matrix = ops.cast(self.token_embedding.embeddings, hidden.dtype)
         return ops.cast(ops.einsum("bld,vd->blv", hidden, matrix), "float32")
+
+    def step_logits(self, hidden: Any) -> Any:
+        """`logits` of one position per row: (rows, d_model) -> (rows, vocab) in float32.
+
+        Computed as matrix x hidden^T, which reads the (vocab, d_model) matrix in its
+        stored order: hidden x matrix^T made XLA's CPU backend copy the matrix transposed
+        at every decoding step.
+        """
+        matrix = ops.cast(self.token_embedding.embeddings, hidden.dtype)
+        return ops.cast(ops.transpose(ops.matmul(matrix, ops.transpose(hidden))), "float32")
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -321,6 +378,11 @@ class DecoderBlock(_Block):
         x = x + self.residual_dropout(y, training=training)
         return self._feed_forward(x, training), self_scores, cross_scores
 
+    def step_kernels(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The self- and cross-attention kernels that `step` takes (see
+        `MultiHeadAttention.step_kernels`)."""
+        return self.self_attention.step_kernels(), self.cross_attention.step_kernels()
+
     def step(
         self,
         x: Any,
@@ -328,29 +390,32 @@ class DecoderBlock(_Block):
         self_cache: tuple[Any, Any],
         cross_cache: tuple[Any, Any],
         memory_mask: Any,
+        kernels: tuple[tuple[Any, ...], tuple[Any, ...]],
     ) -> tuple[Any, tuple[Any, Any], Any, Any]:
         """One decoding step at position `index` (inference only, no dropout).
 
         x (batch, 1, d_model); self_cache: keys (batch, heads, key_dim, max_len) and values
         (batch, heads, max_len, key_dim) with positions < index filled; cross_cache: the
-        memory's keys and values in the same layout (`MultiHeadAttention.cache_key_value`).
-        Returns the output, the updated self cache, and both attention weights.
+        memory's keys and values in the same layout (`MultiHeadAttention.cache_key_value`);
+        kernels: `step_kernels()`. Returns the output, the updated self cache, and both
+        attention weights.
         """
+        self_kernels, cross_kernels = kernels
         h = self.self_norm(x)
-        new_key, new_value = self.self_attention.cache_key_value(h)  # one position each
+        new_key, new_value = self.self_attention.step_key_value(h[:, 0], self_kernels)
         # Written in place (a dynamic-update-slice) rather than by blending the whole cache.
-        key = ops.slice_update(self_cache[0], (0, 0, 0, index), new_key)
-        value = ops.slice_update(self_cache[1], (0, 0, index, 0), new_value)
+        key = ops.slice_update(self_cache[0], (0, 0, 0, index), new_key[..., None])
+        value = ops.slice_update(self_cache[1], (0, 0, index, 0), new_value[:, :, None])
         visible = ops.reshape(ops.arange(ops.shape(value)[2]) <= index, (1, 1, -1))
-        y, self_scores = self.self_attention.attend_step(h, key, value, visible)
+        y, self_scores = self.self_attention.attend_step(h, key, value, visible, self_kernels)
         x = x + y
         h = self.cross_norm(x)
-        y, cross_scores = self._cross_attend_step(h, cross_cache, memory_mask)
+        y, cross_scores = self._cross_attend_step(h, cross_cache, memory_mask, cross_kernels)
         x = x + y
         return self._feed_forward(x, False), (key, value), self_scores, cross_scores
 
     def _cross_attend_step(
-        self, h: Any, cross_cache: tuple[Any, Any], memory_mask: Any
+        self, h: Any, cross_cache: tuple[Any, Any], memory_mask: Any, kernels: tuple[Any, ...]
     ) -> tuple[Any, Any]:
         """Cross-attention for rows that may be `beams` hypotheses per source sentence.
 
@@ -361,7 +426,7 @@ class DecoderBlock(_Block):
         rows, d_model = ops.shape(h)[0], ops.shape(h)[-1]
         sentences = ops.shape(cross_cache[0])[0]
         queries = ops.reshape(h, (sentences, rows // sentences, d_model))
-        y, scores = self.cross_attention.attend_step(queries, *cross_cache, memory_mask)
+        y, scores = self.cross_attention.attend_step(queries, *cross_cache, memory_mask, kernels)
         scores = ops.transpose(scores, (0, 2, 1, 3))  # (batch, beams, heads, src_len)
         scores = ops.reshape(scores, (rows, 1, *ops.shape(scores)[2:]))
         return ops.reshape(y, (rows, 1, d_model)), ops.transpose(scores, (0, 2, 1, 3))

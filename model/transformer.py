@@ -143,8 +143,11 @@ class Seq2SeqTransformer(_Encoder):
     # Incremental decoding (used by model.decoding inside one compiled loop).
 
     def init_cache(self, memory: Any, max_length: int, beams: int = 1) -> dict[str, Any]:
-        """Empty self-attention caches (`beams` rows per sentence, sentence-major) and the
-        memory's cross-attention keys/values (one per sentence, shared by its beams)."""
+        """Empty self-attention caches (`beams` rows per sentence, sentence-major), the
+        memory's cross-attention keys/values (one per sentence, shared by its beams) and
+        the decoder blocks' `step_kernels`: all that a decoding loop computes before it
+        starts. The loop changes only "self" (and reorders or gathers rows); every other
+        entry must pass through it unchanged."""
         batch = ops.shape(memory)[0] * beams
         c = self.model_config
         keys = ops.zeros((batch, c.num_heads, c.head_dim, max_length), dtype=memory.dtype)
@@ -152,6 +155,7 @@ class Seq2SeqTransformer(_Encoder):
         return {
             "self": [(keys, values) for _ in self.decoder_blocks],
             "cross": [b.cross_attention.cache_key_value(memory) for b in self.decoder_blocks],
+            "kernels": [b.step_kernels() for b in self.decoder_blocks],
         }
 
     def decode_step(
@@ -165,14 +169,16 @@ class Seq2SeqTransformer(_Encoder):
         x = self.decoder_embedding(token_ids[:, None], start=index)  # (batch, 1, d_model)
         new_self = []
         cross_scores = None
-        for block, self_cache, cross_cache in zip(
-            self.decoder_blocks, cache["self"], cache["cross"], strict=True
+        for block, self_cache, cross_cache, kernels in zip(
+            self.decoder_blocks, cache["self"], cache["cross"], cache["kernels"], strict=True
         ):
-            x, updated, _, cross_scores = block.step(x, index, self_cache, cross_cache, memory_mask)
+            x, updated, _, cross_scores = block.step(
+                x, index, self_cache, cross_cache, memory_mask, kernels
+            )
             new_self.append(updated)
-        logits = self._logits(self.decoder_norm(x))[:, 0]  # (batch, vocab)
+        logits = self.decoder_embedding.step_logits(self.decoder_norm(x)[:, 0])  # (batch, vocab)
         log_probs = ops.log_softmax(logits, axis=-1)
-        return log_probs, {"self": new_self, "cross": cache["cross"]}, cross_scores[:, :, 0]
+        return log_probs, {**cache, "self": new_self}, cross_scores[:, :, 0]
 
 
 @keras.saving.register_keras_serializable(package="nlp")

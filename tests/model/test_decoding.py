@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import numpy as np
@@ -180,13 +181,29 @@ def test_xla_loops_translate_as_the_shape_agnostic_graph(
 def test_a_single_sentence_under_xla_decodes_as_the_naive_loop(
     seq2seq: Seq2SeqTransformer, xla_decoder: Decoder
 ) -> None:
-    # A batch of one runs its decoder steps with a padding row (see _greedy_loop).
+    # A batch of one: XLA's one-row matrix-vector products (see MultiHeadAttention.step_kernels).
     for source in random_sources([1, 4, 9], seq2seq.model_config.vocab_size, seed=12):
         [[hypothesis]] = xla_decoder.translate([source], SHORT)
         ids, score = naive_greedy(seq2seq, source, SHORT)
         assert hypothesis.ids == ids
         assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
         assert xla_decoder.shape_of([source], SHORT).batch == 1
+
+
+def test_a_single_sentence_step_under_xla_keeps_its_products_out_of_plain_loops(
+    seq2seq: Seq2SeqTransformer, xla_decoder: Decoder
+) -> None:
+    # XLA's CPU backend emits a matrix product fused into a loop fusion as plain nested
+    # loops, several times slower than its matrix-vector routine. A one-row step invites
+    # such fusions: of a kernel reshaped inside the loop, of the transposed output matrix.
+    hlo = xla_decoder.compiler_ir([[5, 6, 7]], SHORT)
+    bodies = dict(re.findall(r"^(%\S+) \(.*?\{\n(.*?)\n\}", hlo, re.M | re.S))
+    fusions = re.findall(r" fusion\(.*?kind=(k\w+), calls=(%[\w.-]+)", hlo)
+    assert any(" dot(" in bodies[called] for _, called in fusions)  # the parse found products
+    loop_products = [
+        called for kind, called in fusions if kind == "kLoop" and " dot(" in bodies[called]
+    ]
+    assert loop_products == []
 
 
 def mostly_short_sources(vocab_size: int) -> list[list[int]]:

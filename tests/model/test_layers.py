@@ -119,6 +119,9 @@ def test_tied_output_projection_scores_every_vocabulary_entry() -> None:
     table = ops.convert_to_numpy(layer.token_embedding.embeddings)
     np.testing.assert_allclose(logits, hidden @ table.T, rtol=1e-5, atol=1e-5)
     assert logits.dtype == "float32"
+    step_logits = layer.step_logits(hidden[:, 0])  # one position per row
+    np.testing.assert_allclose(step_logits, logits[:, 0], rtol=1e-5, atol=1e-5)
+    assert step_logits.dtype == "float32"
 
 
 def test_feed_forward_dropout_is_off_at_inference_and_on_in_training() -> None:
@@ -151,8 +154,10 @@ def test_decoder_block_step_matches_the_teacher_forced_pass() -> None:
         ops.zeros((1, HEADS, 5, D_MODEL // HEADS)),  # values: (batch, heads, len, key_dim)
     )
     cross = block.cross_attention.cache_key_value(memory)
+    kernels = block.step_kernels()
     for index in range(5):
-        output, cache, _, _ = block.step(x[:, index : index + 1], index, cache, cross, memory_mask)
+        step_input = x[:, index : index + 1]
+        output, cache, _, _ = block.step(step_input, index, cache, cross, memory_mask, kernels)
         np.testing.assert_allclose(output[0, 0], expected[0, index], rtol=1e-4, atol=1e-5)
 
 
