@@ -1,0 +1,133 @@
+"""`python -m bench.step`: what one cached decoding step costs, for a preset's shape.
+
+A step's time does not depend on the values of the weights, so an untrained model of the
+preset's shape measures it without an artifact (the `base` preset is not shipped). Random
+sources of one length decode at each batch size; an untrained model seldom emits </s>, so
+rows run to their length limit. Per batch: the time of a call, of a call limited to one
+token (the encoder and the loop's setup), the time per step in between, and tokens per
+second. At batch 1 a step reads every decoder weight once: the report sets the bytes read
+per second against the machine's read bandwidth, measured in the same run. Prints a table,
+then one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Annotated, Any
+
+import keras
+import numpy as np
+import typer
+
+from bench import measure
+from model.cli import setup_logging, user_errors
+from model.config import PRESETS, preset
+from model.decoding import DecodeOptions, Decoder, XlaMode
+from model.transformer import Seq2SeqTransformer, build_model
+from tokenizers import EOS_ID
+
+log = logging.getLogger("bench.step")
+app = typer.Typer(add_completion=False, help=__doc__)
+Opt = typer.Option
+
+
+@app.command()
+@user_errors
+def main(
+    preset_name: Annotated[str, Opt("--preset", help=f"one of {', '.join(PRESETS)}")] = "base",
+    batches: Annotated[str, Opt(help="comma-separated batch sizes")] = "1,8,32,64",
+    source_length: Annotated[int, Opt(help="pieces per source sentence", min=1)] = 15,
+    rounds: Annotated[int, Opt(help="timed calls per figure (the best round counts)", min=1)] = 5,
+    xla: Annotated[XlaMode, Opt(help="on: XLA, as served; off: one graph for all")] = "on",
+) -> None:
+    """Time cached greedy decoding steps of an untrained model of a preset's shape."""
+    setup_logging("INFO")
+    sizes = [int(size) for size in batches.split(",")]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"batch sizes must be positive integers: {batches!r}")
+    model_config, train_config = preset(preset_name, "translation")
+    keras.utils.set_random_seed(0)
+    model = build_model(model_config.replace(vocab_size=train_config.vocab_size))
+    assert isinstance(model, Seq2SeqTransformer)
+    decoder = Decoder(model, xla=xla)
+    rows = [_time_batch(decoder, size, source_length, rounds) for size in sizes]
+    bandwidth = measure.read_bandwidth()
+    weight_bytes = measure.weight_bytes_per_step(model)
+    result: dict[str, Any] = {
+        "preset": preset_name,
+        "parameters": model.count_params(),
+        "device": measure.describe_device(),
+        "xla": xla,
+        "source_length": source_length,
+        "batches": rows,
+        "weight_mb_per_step": round(weight_bytes / 1e6, 1),
+        "read_bandwidth_gb_per_s": round(bandwidth, 1),
+    }
+    batch1 = [row for row in rows if row["batch"] == 1 and row["ms_per_step"] is not None]
+    if batch1:
+        step_s = batch1[0]["ms_per_step"] / 1e3
+        result["batch1_weight_gb_per_s"] = round(weight_bytes / step_s / 1e9, 2)
+    typer.echo(_table(result))
+    typer.echo(json.dumps(result, indent=2))
+
+
+def _time_batch(decoder: Decoder, size: int, source_length: int, rounds: int) -> dict[str, Any]:
+    rng = np.random.default_rng(size)
+    vocab = decoder.model.model_config.vocab_size
+    sources = [rng.integers(EOS_ID + 1, vocab, size=source_length).tolist() for _ in range(size)]
+    full, one_token = DecodeOptions(), DecodeOptions(max_length=1)
+    call_s, outputs = _best_call(decoder, sources, full, rounds)
+    setup_s, _ = _best_call(decoder, sources, one_token, rounds)
+    steps = max(len(nbest[0].ids) for nbest in outputs) + 1  # + 1: the </s> step
+    tokens = sum(len(nbest[0].ids) + 1 for nbest in outputs)
+    log.info("batch %d: %.1f ms per call, %d steps", size, call_s * 1e3, steps)
+    return {
+        "batch": size,
+        "steps": steps,
+        "tokens": tokens,
+        "ms_per_call": round(call_s * 1e3, 2),
+        "ms_setup": round(setup_s * 1e3, 2),
+        # None when every row stopped at its first step: nothing to divide.
+        "ms_per_step": round((call_s - setup_s) / (steps - 1) * 1e3, 3) if steps > 1 else None,
+        "tokens_per_s": round(tokens / call_s, 1),
+    }
+
+
+def _best_call(
+    decoder: Decoder, sources: list[list[int]], options: DecodeOptions, rounds: int
+) -> tuple[float, Any]:
+    """The fastest of `rounds` calls, after one that compiles; and that call's output."""
+    outputs = decoder.translate(sources, options)
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        outputs = decoder.translate(sources, options)
+        best = min(best, time.perf_counter() - started)
+    return best, outputs
+
+
+def _table(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['device']}; preset {result['preset']} untrained "
+        f"({result['parameters']:,} parameters); XLA {result['xla']}",
+        f"{'batch':>5}{'steps':>7}{'ms/call':>10}{'ms setup':>10}{'ms/step':>9}{'tokens/s':>10}",
+    ]
+    for row in result["batches"]:
+        step = "-" if row["ms_per_step"] is None else f"{row['ms_per_step']:.2f}"
+        lines.append(
+            f"{row['batch']:>5}{row['steps']:>7}{row['ms_per_call']:>10.1f}"
+            f"{row['ms_setup']:>10.1f}{step:>9}{row['tokens_per_s']:>10.0f}"
+        )
+    if "batch1_weight_gb_per_s" in result:
+        lines.append(
+            f"batch 1 reads {result['weight_mb_per_step']} MB of weights per step: "
+            f"{result['batch1_weight_gb_per_s']} GB/s of the {result['read_bandwidth_gb_per_s']} "
+            "GB/s measured"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    app()
