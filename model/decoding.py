@@ -6,7 +6,7 @@ segments (`CACHE_SEGMENTS`), while the cross-attention keys/values are computed 
 shared by a sentence's beams). Greedy and beam search share
 `Seq2SeqTransformer.decode_step`. Each loop exists twice: one graph for every shape, and
 XLA-compiled loops specialized to a few padded shapes (batch and source-length buckets),
-which run 1.3-3x faster on the CPU once compiled; `Decoder.compilations` counts the
+which run 1.5-4x faster on the CPU once compiled; `Decoder.compilations` counts the
 traces so that a recompilation storm shows. A batch decodes until its longest sentence
 ends, so in the XLA loops a batch of `COMPACT_ROWS` rows or more goes on with half its
 sentences once at most half of them still decode.
