@@ -18,7 +18,6 @@ import logging
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -144,8 +143,18 @@ class Decoder:
     def _compile_loops(self, **kwargs: Any) -> dict[int, Callable[..., Any]]:
         loops = {1: tf.function(self._greedy_loop, **kwargs)}
         for k in range(2, MAX_BEAM_SIZE + 1):
-            loops[k] = tf.function(partial(self._beam_loop, beam_size=k), **kwargs)
+            loops[k] = tf.function(self._beam_loop_of(k), **kwargs)
         return loops
+
+    def _beam_loop_of(self, k: int) -> Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
+        """`_beam_loop` for k beams, taking only the four tensors every loop takes."""
+
+        def loop(
+            source_ids: tf.Tensor, limits: tf.Tensor, max_len: tf.Tensor, length_penalty: tf.Tensor
+        ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            return self._beam_loop(source_ids, limits, max_len, length_penalty, beam_size=k)
+
+        return loop
 
     @property
     def model_max_length(self) -> int:
@@ -488,7 +497,8 @@ class Decoder:
         them, and puts their tokens, totals and lengths back among the finished ones'.
 
         Per sentence: finished, totals, lengths (sentences[, k]), the cross cache and the
-        memory mask; per row (sentence-major): ids, the self cache, tokens and limits.
+        memory mask; per row (sentence-major): ids, the self cache, tokens and limits. The
+        cache's other entries (the step kernels) are weights, shared and never gathered.
         """
         step, ids, cache, finished, totals, lengths, tokens, limits, memory_mask = state
         sentences = tf.math.top_k(tf.cast(_live(finished), tf.float32), k=count).indices

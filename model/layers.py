@@ -9,7 +9,7 @@ post-norm stack needs, at the price of one final LayerNorm per stack.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -19,6 +19,15 @@ from tokenizers import EOS_ID, PAD_ID, UNK_ID
 
 # Masked logits get this value; representable in float16 and still ~0 after softmax.
 _MASK_VALUE = -1e4
+
+
+class StepKernels(NamedTuple):
+    """An attention layer's kernels as 2-D matrices, made once before a decoding loop."""
+
+    query: Any  # (d_model, heads * key_dim)
+    key: Any
+    value: Any
+    output: Any  # (heads * key_dim, d_model)
 
 
 def _serializable(cls: type) -> type:
@@ -93,7 +102,7 @@ class MultiHeadAttention(keras.layers.Layer):
         context = ops.einsum("ahqk,akhd->aqhd", weights, value)  # (batch, q_len, heads, key_dim)
         return self.output_dense(context), scores  # type: ignore[misc]
 
-    def step_kernels(self) -> tuple[Any, ...]:
+    def step_kernels(self) -> StepKernels:
         """The query, key, value and output kernels as 2-D matrices in the compute dtype,
         for `step_key_value` and `attend_step`.
 
@@ -103,19 +112,23 @@ class MultiHeadAttention(keras.layers.Layer):
         a kernel coming in from outside the loop gets.
         """
         assert self.output_dense is not None
-        d_model, width = self.output_dense.kernel.shape[-1], self.num_heads * self.key_dim
-        shapes = [(d_model, width)] * 3 + [(width, d_model)]
-        dense = (self.query_dense, self.key_dense, self.value_dense, self.output_dense)
-        return tuple(
-            ops.reshape(ops.cast(layer.kernel, self.compute_dtype), shape)
-            for layer, shape in zip(dense, shapes, strict=True)
+        width = self.num_heads * self.key_dim
+
+        def matrix(layer: keras.layers.EinsumDense, shape: tuple[int, int]) -> Any:
+            return ops.reshape(ops.cast(layer.kernel, self.compute_dtype), shape)
+
+        return StepKernels(
+            query=matrix(self.query_dense, (-1, width)),
+            key=matrix(self.key_dense, (-1, width)),
+            value=matrix(self.value_dense, (-1, width)),
+            output=matrix(self.output_dense, (width, -1)),
         )
 
-    def step_key_value(self, value: Any, kernels: tuple[Any, ...]) -> tuple[Any, Any]:
+    def step_key_value(self, value: Any, kernels: StepKernels) -> tuple[Any, Any]:
         """Keys and values of one position: (rows, d_model) -> (rows, heads, key_dim) each."""
         return (
-            self._split_heads(value, kernels[1], self.key_dense),
-            self._split_heads(value, kernels[2], self.value_dense),
+            self._project_heads(value, kernels.key, self.key_dense.bias),
+            self._project_heads(value, kernels.value, self.value_dense.bias),
         )
 
     def attend_step(
@@ -124,24 +137,24 @@ class MultiHeadAttention(keras.layers.Layer):
         key: Any,
         value: Any,
         attention_mask: Any,
-        kernels: tuple[Any, ...],
+        kernels: StepKernels,
     ) -> tuple[Any, Any]:
         """`attend` at inference over keys/values in `cache_key_value`'s layout, with the
         kernels of `step_kernels`."""
-        q = self._split_heads(query, kernels[0], self.query_dense)
+        q = self._project_heads(query, kernels.query, self.query_dense.bias)
         q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
         q = ops.transpose(q, (0, 2, 1, 3))  # (batch, heads, q_len, key_dim)
         scores = self._softmax(ops.matmul(q, key), attention_mask)  # (batch, heads, q, k)
         context = ops.matmul(ops.cast(scores, value.dtype), value)  # (batch, heads, q, key_dim)
         context = ops.transpose(context, (0, 2, 1, 3))  # (batch, q_len, heads, key_dim)
-        width = self.num_heads * self.key_dim
         assert self.output_dense is not None
-        y = _rows_times(ops.reshape(context, (-1, width)), kernels[3], self.output_dense.bias)
+        rows = ops.reshape(context, (-1, self.num_heads * self.key_dim))
+        y = _rows_times(rows, kernels.output, self.output_dense.bias)
         return ops.reshape(y, (*ops.shape(context)[:-2], -1)), scores
 
-    def _split_heads(self, x: Any, kernel: Any, dense: keras.layers.EinsumDense) -> Any:
-        """(..., d_model) through a 2-D kernel -> (..., heads, key_dim)."""
-        y = _rows_times(ops.reshape(x, (-1, ops.shape(x)[-1])), kernel, dense.bias)
+    def _project_heads(self, x: Any, kernel: Any, bias: Any) -> Any:
+        """(..., d_in) through a 2-D kernel and its bias -> (..., heads, key_dim)."""
+        y = _rows_times(ops.reshape(x, (-1, ops.shape(x)[-1])), kernel, bias)
         return ops.reshape(y, (*ops.shape(x)[:-1], self.num_heads, self.key_dim))
 
     def _queries(self, query: Any) -> Any:
@@ -378,7 +391,7 @@ class DecoderBlock(_Block):
         x = x + self.residual_dropout(y, training=training)
         return self._feed_forward(x, training), self_scores, cross_scores
 
-    def step_kernels(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    def step_kernels(self) -> tuple[StepKernels, StepKernels]:
         """The self- and cross-attention kernels that `step` takes (see
         `MultiHeadAttention.step_kernels`)."""
         return self.self_attention.step_kernels(), self.cross_attention.step_kernels()
@@ -390,7 +403,7 @@ class DecoderBlock(_Block):
         self_cache: tuple[Any, Any],
         cross_cache: tuple[Any, Any],
         memory_mask: Any,
-        kernels: tuple[tuple[Any, ...], tuple[Any, ...]],
+        kernels: tuple[StepKernels, StepKernels],
     ) -> tuple[Any, tuple[Any, Any], Any, Any]:
         """One decoding step at position `index` (inference only, no dropout).
 
@@ -415,7 +428,7 @@ class DecoderBlock(_Block):
         return self._feed_forward(x, False), (key, value), self_scores, cross_scores
 
     def _cross_attend_step(
-        self, h: Any, cross_cache: tuple[Any, Any], memory_mask: Any, kernels: tuple[Any, ...]
+        self, h: Any, cross_cache: tuple[Any, Any], memory_mask: Any, kernels: StepKernels
     ) -> tuple[Any, Any]:
         """Cross-attention for rows that may be `beams` hypotheses per source sentence.
 

@@ -190,16 +190,19 @@ def test_a_single_sentence_under_xla_decodes_as_the_naive_loop(
         assert xla_decoder.shape_of([source], SHORT).batch == 1
 
 
-def test_a_single_sentence_step_under_xla_keeps_its_products_out_of_plain_loops(
-    seq2seq: Seq2SeqTransformer, xla_decoder: Decoder
+@pytest.mark.parametrize(("sentences", "beam_size"), [(1, 1), (3, 1), (2, 4)])
+def test_an_xla_step_keeps_its_matrix_products_out_of_plain_loops(
+    xla_decoder: Decoder, sentences: int, beam_size: int
 ) -> None:
     # XLA's CPU backend emits a matrix product fused into a loop fusion as plain nested
     # loops, several times slower than its matrix-vector routine. A one-row step invites
     # such fusions: of a kernel reshaped inside the loop, of the transposed output matrix.
-    hlo = xla_decoder.compiler_ir([[5, 6, 7]], SHORT)
+    sources = [[5, 6, 7]] * sentences
+    hlo = xla_decoder.compiler_ir(sources, DecodeOptions(beam_size=beam_size))
+    assert " dot(" in hlo  # the decoder's products are in the text the test reads
     bodies = dict(re.findall(r"^(%\S+) \(.*?\{\n(.*?)\n\}", hlo, re.M | re.S))
     fusions = re.findall(r" fusion\(.*?kind=(k\w+), calls=(%[\w.-]+)", hlo)
-    assert any(" dot(" in bodies[called] for _, called in fusions)  # the parse found products
+    assert fusions and all(called in bodies for _, called in fusions)  # the parse found them
     loop_products = [
         called for kind, called in fusions if kind == "kLoop" and " dot(" in bodies[called]
     ]

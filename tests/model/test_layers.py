@@ -142,23 +142,40 @@ def test_encoder_block_gives_padding_no_attention() -> None:
     assert np.all(ops.convert_to_numpy(scores)[..., 3] == 0.0)
 
 
-def test_decoder_block_step_matches_the_teacher_forced_pass() -> None:
-    keras.utils.set_random_seed(4)
-    block = DecoderBlock(**BLOCK)
-    x, memory = normal(1, 5, D_MODEL), normal(1, 3, D_MODEL, seed=1)
-    causal = np.tril(np.ones((5, 5), dtype=bool))[None]
-    memory_mask = np.ones((1, 1, 3), dtype=bool)
-    expected, _, _ = block(x, memory, causal, memory_mask)
-    cache = (
-        ops.zeros((1, HEADS, D_MODEL // HEADS, 5)),  # keys: (batch, heads, key_dim, len)
-        ops.zeros((1, HEADS, 5, D_MODEL // HEADS)),  # values: (batch, heads, len, key_dim)
-    )
-    cross = block.cross_attention.cache_key_value(memory)
-    kernels = block.step_kernels()
-    for index in range(5):
-        step_input = x[:, index : index + 1]
-        output, cache, _, _ = block.step(step_input, index, cache, cross, memory_mask, kernels)
-        np.testing.assert_allclose(output[0, 0], expected[0, index], rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_decoder_block_step_matches_the_teacher_forced_pass(policy: str) -> None:
+    # mixed_float16 is what a GPU serves with: the step's 2-D kernels are cast to float16.
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        keras.utils.set_random_seed(4)
+        block = DecoderBlock(**BLOCK)
+        x, memory = normal(1, 5, D_MODEL), normal(1, 3, D_MODEL, seed=1)
+        causal = np.tril(np.ones((5, 5), dtype=bool))[None]
+        memory_mask = np.ones((1, 1, 3), dtype=bool)
+        expected, _, _ = block(x, memory, causal, memory_mask)
+        dtype = block.compute_dtype
+        cache = (
+            ops.zeros((1, HEADS, D_MODEL // HEADS, 5), dtype),  # keys: (batch, heads, key_dim, len)
+            ops.zeros(
+                (1, HEADS, 5, D_MODEL // HEADS), dtype
+            ),  # values: (batch, heads, len, key_dim)
+        )
+        cross = block.cross_attention.cache_key_value(ops.cast(memory, dtype))
+        kernels = block.step_kernels()
+        assert all(k.dtype == dtype for pair in kernels for k in pair)
+        tolerance = 1e-5 if policy == "float32" else 1e-2
+        for index in range(5):
+            step_input = ops.cast(x[:, index : index + 1], dtype)
+            output, cache, _, _ = block.step(step_input, index, cache, cross, memory_mask, kernels)
+            assert output.dtype == dtype
+            np.testing.assert_allclose(
+                ops.convert_to_numpy(ops.cast(output[0, 0], "float32")),
+                ops.convert_to_numpy(ops.cast(expected[0, index], "float32")),
+                rtol=tolerance * 10,
+                atol=tolerance,
+            )
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
 
 
 LAYERS = [
