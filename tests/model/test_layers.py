@@ -8,6 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import ops
 
 from model.layers import (
@@ -219,3 +220,22 @@ def test_layer_is_registered_for_keras_serialization(
     serialized = keras.saving.serialize_keras_object(cls(**kwargs))
     assert serialized["registered_name"] == f"nlp>{cls.__name__}"
     assert type(keras.saving.deserialize_keras_object(serialized)) is cls
+
+
+def test_a_one_row_feed_forward_step_keeps_its_products_apart_from_the_biases() -> None:
+    # XLA's CPU backend fuses a one-row product with the add of a bias (a kOutput fusion)
+    # and runs it on one thread; the step adds the biases elsewhere, for the same result.
+    keras.utils.set_random_seed(3)
+    ffn = FeedForward(d_model=D_MODEL, d_ff=16, dropout=0.0)
+    ffn.build((None, D_MODEL))
+    for weight in (ffn.hidden.bias, ffn.project.bias):
+        weight.assign(normal(*weight.shape, seed=4))  # biases start at zero
+    kernels = ffn.step_kernels()
+    x, residual = normal(1, D_MODEL, seed=5), normal(1, D_MODEL, seed=6)
+    step = tf.function(lambda x, r: ffn.step(x, r, kernels), jit_compile=True)
+    plain = tf.function(lambda x, r: r + ffn(x), jit_compile=True)
+    np.testing.assert_allclose(step(x, residual), plain(x, residual), rtol=1e-5, atol=1e-6)
+    hlo = step.experimental_get_compiler_ir(x, residual)(stage="optimized_hlo")
+    assert hlo.count(" dot(") == 2 and "kind=kOutput" not in hlo
+    # The layer's own call has that fusion: the check above can see it.
+    assert "kind=kOutput" in plain.experimental_get_compiler_ir(x, residual)(stage="optimized_hlo")
