@@ -22,6 +22,7 @@ import numpy as np
 import typer
 
 from bench import measure
+from bench.naive import NaiveGreedy
 from model.cli import setup_logging, user_errors
 from model.config import PRESETS, preset
 from model.decoding import DecodeOptions, Decoder, XlaMode
@@ -41,6 +42,12 @@ def main(
     source_length: Annotated[int, Opt(help="pieces per source sentence", min=1)] = 15,
     rounds: Annotated[int, Opt(help="timed calls per figure (the best round counts)", min=1)] = 5,
     xla: Annotated[XlaMode, Opt(help="on: XLA, as served; off: one graph for all")] = "on",
+    output_tokens: Annotated[
+        int | None, Opt(help="stop each sentence after this many pieces (default: its limit)")
+    ] = None,
+    naive_sentences: Annotated[
+        int, Opt(help="also time the naive loop against batch 1 on this many sentences", min=0)
+    ] = 0,
 ) -> None:
     """Time cached greedy decoding steps of an untrained model of a preset's shape."""
     setup_logging("INFO")
@@ -50,12 +57,18 @@ def main(
         sizes = []
     if not sizes or min(sizes) < 1:
         raise ValueError(f"batch sizes must be positive integers: {batches!r}")
+    if output_tokens is not None and output_tokens < 1:
+        raise ValueError(f"--output-tokens must be positive, not {output_tokens}")
+    # max_length counts </s>: output_tokens pieces, then </s>.
+    options = (
+        DecodeOptions() if output_tokens is None else DecodeOptions(max_length=output_tokens + 1)
+    )
     model_config, _ = preset(preset_name, "translation")
     keras.utils.set_random_seed(0)
     model = build_model(model_config)
     assert isinstance(model, Seq2SeqTransformer)
     decoder = Decoder(model, xla=xla)
-    rows = [_time_batch(decoder, size, source_length, rounds) for size in sizes]
+    rows = [_time_batch(decoder, size, source_length, rounds, options) for size in sizes]
     bandwidth = measure.read_bandwidth()
     weight_bytes = measure.weight_bytes_per_step(model)
     result: dict[str, Any] = {
@@ -64,6 +77,7 @@ def main(
         "device": measure.describe_device(),
         "xla": xla,
         "source_length": source_length,
+        "output_tokens": output_tokens,
         "batches": rows,
         "weight_mb_per_step": round(weight_bytes / 1e6, 1),
         "read_bandwidth_gb_per_s": round(bandwidth, 1),
@@ -72,16 +86,24 @@ def main(
     if batch1:
         step_s = batch1[0]["ms_per_step"] / 1e3
         result["batch1_weight_gb_per_s"] = round(weight_bytes / step_s / 1e9, 2)
+    if naive_sentences:
+        result["naive"] = _naive_against_batch1(decoder, naive_sentences, source_length, options)
     typer.echo(_table(result))
     typer.echo(json.dumps(result, indent=2))
 
 
-def _time_batch(decoder: Decoder, size: int, source_length: int, rounds: int) -> dict[str, Any]:
-    rng = np.random.default_rng(size)
+def _sources(decoder: Decoder, count: int, length: int, seed: int) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
     vocab = decoder.model.model_config.vocab_size
-    sources = [rng.integers(EOS_ID + 1, vocab, size=source_length).tolist() for _ in range(size)]
-    full, one_token = DecodeOptions(), DecodeOptions(max_length=1)
-    call_s, outputs = _best_call(decoder, sources, full, rounds)
+    return [rng.integers(EOS_ID + 1, vocab, size=length).tolist() for _ in range(count)]
+
+
+def _time_batch(
+    decoder: Decoder, size: int, source_length: int, rounds: int, options: DecodeOptions
+) -> dict[str, Any]:
+    sources = _sources(decoder, size, source_length, seed=size)
+    one_token = DecodeOptions(max_length=1)
+    call_s, outputs = _best_call(decoder, sources, options, rounds)
     setup_s, _ = _best_call(decoder, sources, one_token, rounds)
     steps = max(len(nbest[0].ids) for nbest in outputs) + 1  # + 1: the </s> step
     tokens = sum(len(nbest[0].ids) + 1 for nbest in outputs)
@@ -95,6 +117,34 @@ def _time_batch(decoder: Decoder, size: int, source_length: int, rounds: int) ->
         # None when every row stopped at its first step: nothing to divide.
         "ms_per_step": round((call_s - setup_s) / (steps - 1) * 1e3, 3) if steps > 1 else None,
         "tokens_per_s": round(tokens / call_s, 1),
+    }
+
+
+def _naive_against_batch1(
+    decoder: Decoder, count: int, source_length: int, options: DecodeOptions
+) -> dict[str, Any]:
+    """The naive loop and cached greedy at batch 1, one pass each over the same sentences
+    (both traced or compiled first, on another sentence)."""
+    sources = _sources(decoder, count + 1, source_length, seed=0)
+    naive = NaiveGreedy(decoder.model, options)
+    rates, outputs = {}, {}
+    for name, translate in (
+        ("naive", naive.translate),
+        ("cached", lambda ids: [*decoder.translate([ids], options)[0][0].ids, EOS_ID]),
+    ):
+        translate(sources[0])
+        started = time.perf_counter()
+        outputs[name] = [translate(ids) for ids in sources[1:]]  # </s> included
+        tokens = sum(len(ids) for ids in outputs[name])
+        rates[name] = tokens / (time.perf_counter() - started)
+    log.info("naive loop: %.1f tokens/s; cached batch 1: %.1f", rates["naive"], rates["cached"])
+    return {
+        "sentences": count,
+        "tokens": sum(len(ids) for ids in outputs["naive"]),
+        "outputs_that_differ": sum(a != b for a, b in zip(*outputs.values(), strict=True)),
+        "naive_tokens_per_s": round(rates["naive"], 1),
+        "batch1_tokens_per_s": round(rates["cached"], 1),
+        "batch1_vs_naive": round(rates["cached"] / rates["naive"], 2),
     }
 
 
@@ -123,6 +173,13 @@ def _table(result: dict[str, Any]) -> str:
         lines.append(
             f"{row['batch']:>5}{row['steps']:>7}{row['ms_per_call']:>10.1f}"
             f"{row['ms_setup']:>10.1f}{step:>9}{row['tokens_per_s']:>10.0f}"
+        )
+    if "naive" in result:
+        naive = result["naive"]
+        lines.append(
+            f"naive loop, batch 1, {naive['sentences']} sentences: {naive['naive_tokens_per_s']} "
+            f"tokens/s; cached, same sentences: {naive['batch1_tokens_per_s']} "
+            f"({naive['batch1_vs_naive']}x); {naive['outputs_that_differ']} outputs differ"
         )
     if "batch1_weight_gb_per_s" in result:
         lines.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from bench.step import app
@@ -33,3 +34,25 @@ def test_a_bad_batch_list_is_a_clear_error() -> None:
         result = CliRunner().invoke(app, ["--preset", "tiny", "--batches", batches])
         assert result.exit_code == 2
         assert "batch sizes must be positive integers" in result.output
+
+
+def test_the_naive_loop_and_batch_1_decode_the_same_sentences_to_the_same_length() -> None:
+    args = ["--preset", "tiny", "--batches", "1,2", "--rounds", "1", "--xla", "off"]
+    result = CliRunner().invoke(app, [*args, "--output-tokens", "4", "--naive-sentences", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["output_tokens"] == 4
+    assert all(row["steps"] <= 5 for row in report["batches"])  # 4 pieces, then </s>
+    naive = report["naive"]
+    assert naive["sentences"] == 3 and 3 <= naive["tokens"] <= 3 * 5
+    assert naive["outputs_that_differ"] == 0
+    assert naive["batch1_vs_naive"] == pytest.approx(
+        naive["batch1_tokens_per_s"] / naive["naive_tokens_per_s"], rel=0.01
+    )
+    assert "naive loop, batch 1, 3 sentences" in result.output
+
+
+def test_a_non_positive_output_length_is_a_clear_error() -> None:
+    result = CliRunner().invoke(app, ["--preset", "tiny", "--output-tokens", "0"])
+    assert result.exit_code == 2
+    assert "--output-tokens must be positive" in result.output
