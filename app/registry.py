@@ -183,7 +183,8 @@ class ModelRegistry:
         if task == "translation":
             from model.decoding import DecodeOptions
 
-            for beam in sorted({1, self.settings.default_beam_size}):
+            # Greedy and one beam width: the shape-agnostic beam graph serves every width.
+            for beam in sorted({1, max(2, self.settings.default_beam_size)}):
                 predictor.translate(["warm up"], DecodeOptions(beam_size=beam, max_length=8))
         else:
             predictor.classify(["warm up"])

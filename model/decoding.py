@@ -4,12 +4,13 @@ The encoder runs once per batch; the decoder runs one position per step, appendi
 self-attention keys/values to a preallocated cache, which starts short and grows in a few
 segments (`CACHE_SEGMENTS`), while the cross-attention keys/values are computed once (and
 shared by a sentence's beams). Greedy and beam search share
-`Seq2SeqTransformer.decode_step`. Each loop exists twice: one graph for every shape, and
-XLA-compiled loops specialized to a few padded shapes (batch and source-length buckets),
-which run 1.5-4x faster on the CPU once compiled; `Decoder.compilations` counts the
-traces so that a recompilation storm shows. A batch decodes until its longest sentence
-ends, so in the XLA loops a batch of `COMPACT_ROWS` rows or more goes on with half its
-sentences once at most half of them still decode.
+`Seq2SeqTransformer.decode_step`. Each loop exists twice: one graph for every shape (and,
+for beam search, every beam size), and XLA-compiled loops specialized to a few padded
+shapes (batch and source-length buckets), which run 1.5-4x faster on the CPU once
+compiled; `Decoder.compilations` counts the traces so that a recompilation storm shows.
+A batch decodes until its longest sentence ends, so in the XLA loops a batch of
+`COMPACT_ROWS` rows or more goes on with half its sentences once at most half of them
+still decode, and halves them again the same way down to `COMPACT_FLOOR` rows.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ _NEG_INF = -1e9
 # length allows.
 CACHE_SEGMENTS = (16, 32)
 # XLA loops of at least this many rows (sentences x beams) finish their decoding on half the
-# sentences once at most half still decode. Each such loop compiles a second, half-size copy
-# of the decoder step: more compile time and memory, so only the largest batches do.
+# sentences once at most half still decode. Each such loop compiles a half-size copy of the
+# decoder step: more compile time and memory, so only the largest batches do.
 COMPACT_ROWS = 64
+# A compacted loop halves its sentences again, the same way, while the half still has at
+# least this many rows: 64 rows go on with 32, then with 16 (three copies of the step; beam
+# 4 at batch 32 has four, from 128 rows).
+COMPACT_FLOOR = 16
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class Decoder:
         length_bucket: int = 8,
         cache_segments: Sequence[int] = CACHE_SEGMENTS,
         compact_rows: int = COMPACT_ROWS,
+        compact_floor: int = COMPACT_FLOOR,
         on_compile: Callable[[str], None] | None = None,
     ) -> None:
         if xla not in ("off", "on", "background"):
@@ -120,41 +126,39 @@ class Decoder:
         sizes = list(cache_segments)
         if sizes != sorted(set(sizes)) or any(size < 1 for size in sizes):
             raise ValueError(f"cache_segments must be increasing positive sizes: {cache_segments}")
+        if compact_rows < 2 or compact_floor < 1:
+            raise ValueError("compact_rows must be at least 2 and compact_floor at least 1")
         self.model = model
         self.xla = xla
         self.length_bucket = length_bucket
         self.cache_segments = tuple(cache_segments)
         self.compact_rows = compact_rows
+        self.compact_floor = compact_floor
         self.compilations = 0
         self._on_compile = on_compile
         self._lock = threading.Lock()
-        # One graph serves every shape (dimensions left unknown)...
+        # One graph serves every shape (dimensions left unknown) and one graph every beam
+        # size (a tensor there), so that a new shape or beam size traces nothing...
         dynamic = [
             tf.TensorSpec([None, None], tf.int32),  # source ids
             tf.TensorSpec([None], tf.int32),  # per-sentence length limits
             tf.TensorSpec([], tf.int32),  # loop length
             tf.TensorSpec([], tf.float32),  # length penalty
         ]
-        self._loops = self._compile_loops(jit_compile=False, input_signature=dynamic)
-        # ...while XLA needs static shapes, so it traces once per bucketed shape.
-        self._xla_loops = self._compile_loops(jit_compile=True) if xla != "off" else {}
+        beam = tf.function(self._beam_loop, input_signature=[*dynamic, tf.TensorSpec([], tf.int32)])
+        self._loops = {
+            1: tf.function(self._greedy_loop, input_signature=dynamic),
+            **{k: _beam_loop_of(beam, tf.constant(k)) for k in range(2, MAX_BEAM_SIZE + 1)},
+        }
+        # ...while XLA needs static shapes: it traces once per bucketed shape and beam size.
+        self._xla_loops = self._compile_xla_loops() if xla != "off" else {}
         self._compiled = CompileQueue(self._compile_shape, name="decoder-xla")
 
-    def _compile_loops(self, **kwargs: Any) -> dict[int, Callable[..., Any]]:
-        loops = {1: tf.function(self._greedy_loop, **kwargs)}
+    def _compile_xla_loops(self) -> dict[int, Callable[..., Any]]:
+        loops = {1: tf.function(self._greedy_loop, jit_compile=True)}
         for k in range(2, MAX_BEAM_SIZE + 1):
-            loops[k] = tf.function(self._beam_loop_of(k), **kwargs)
+            loops[k] = tf.function(_beam_loop_of(self._beam_loop, k), jit_compile=True)
         return loops
-
-    def _beam_loop_of(self, k: int) -> Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
-        """`_beam_loop` for k beams, taking only the four tensors every loop takes."""
-
-        def loop(
-            source_ids: tf.Tensor, limits: tf.Tensor, max_len: tf.Tensor, length_penalty: tf.Tensor
-        ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-            return self._beam_loop(source_ids, limits, max_len, length_penalty, beam_size=k)
-
-        return loop
 
     @property
     def model_max_length(self) -> int:
@@ -335,8 +339,8 @@ class Decoder:
         and lengths per row.
 
         With `compact`, once at most half the rows still decode, the rest runs on half the
-        rows: a batch decodes until its longest sentence ends, and by then most rows have
-        long finished.
+        rows (and halves again, see `COMPACT_FLOOR`): a batch decodes until its longest
+        sentence ends, and by then most rows have long finished.
         """
         model = self.model
 
@@ -362,7 +366,9 @@ class Decoder:
                 state,
                 cache_lengths,
                 1,
-                lambda small, lengths: self._greedy_segments(small, lengths, max_len, False),
+                lambda small, lengths: self._greedy_segments(
+                    small, lengths, max_len, self._compacts_again(small[3])
+                ),
             )
         state = self._run_in_segments(cond, body, state, cache_lengths)
         return state[6], state[4], state[5]
@@ -373,10 +379,12 @@ class Decoder:
         limits: tf.Tensor,
         max_len: tf.Tensor,
         length_penalty: tf.Tensor,
-        *,
-        beam_size: int,
+        beam_size: int | tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        self._count_compilation(f"beam{beam_size}")
+        """beam_size: a Python int in the XLA loops (static shapes), a scalar tensor in the
+        shape-agnostic graph (one graph for every beam size)."""
+        static = isinstance(beam_size, int)
+        self._count_compilation(f"beam{beam_size}" if static else "beam")
         model, k = self.model, beam_size
         batch = tf.shape(source_ids)[0]
         memory, memory_mask, _ = model.encode(source_ids)
@@ -388,14 +396,15 @@ class Decoder:
             model.init_cache(memory, cache_lengths[0], beams=k),
             tf.zeros([batch, k], tf.bool),  # finished
             # Only beam 0 is live at first, so the k beams do not start as copies.
-            tf.tile(tf.constant([[0.0] + [_NEG_INF] * (k - 1)]), [batch, 1]),
+            tf.tile(tf.where(tf.range(k) == 0, 0.0, _NEG_INF)[None], [batch, 1]),
             tf.zeros([batch, k], tf.int32),  # lengths
             tf.zeros([batch * k, max_len], tf.int32),  # tokens
             tf.repeat(limits, k),
             memory_mask,
         )
         sentences = source_ids.shape[0]
-        compact = sentences is not None and sentences * k >= self.compact_rows and sentences >= 2
+        compact = static and sentences is not None and sentences >= 2
+        compact = compact and sentences * k >= self.compact_rows
         tokens, totals, lengths = self._beam_segments(state, cache_lengths, max_len, k, compact)
         # Rank each sentence's beams by length-normalized score (GNMT's penalty).
         penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
@@ -412,7 +421,7 @@ class Decoder:
         state: tuple[Any, ...],
         cache_lengths: list[tf.Tensor],
         max_len: tf.Tensor,
-        k: int,
+        k: int | tf.Tensor,
         compact: bool,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Runs beam search steps segment by segment -> tokens (sentences * k, steps), totals
@@ -460,10 +469,18 @@ class Decoder:
                 state,
                 cache_lengths,
                 k,
-                lambda small, lengths: self._beam_segments(small, lengths, max_len, k, False),
+                lambda small, lengths: self._beam_segments(
+                    small, lengths, max_len, k, self._compacts_again(small[3])
+                ),
             )
         state = self._run_in_segments(cond, body, state, cache_lengths)
         return state[6], state[4], state[5]
+
+    def _compacts_again(self, finished: tf.Tensor) -> bool:
+        """Whether a loop already on half its sentences halves them again: `finished` is
+        (sentences[, k]), of static shape in the XLA loops that compact."""
+        sentences, rows = finished.shape[0], finished.shape.num_elements()
+        return sentences >= 2 and rows // 2 >= self.compact_floor
 
     def _run_compacted(
         self,
@@ -548,6 +565,19 @@ class Decoder:
                 nbest = nbest[:1]
             results.append(nbest)
         return results
+
+
+def _beam_loop_of(
+    beam_loop: Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]], k: int | tf.Tensor
+) -> Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
+    """`beam_loop` for k beams, taking only the four tensors every loop takes."""
+
+    def loop(
+        source_ids: tf.Tensor, limits: tf.Tensor, max_len: tf.Tensor, length_penalty: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return beam_loop(source_ids, limits, max_len, length_penalty, k)
+
+    return loop
 
 
 def _grown(cache: dict[str, Any], length: tf.Tensor) -> dict[str, Any]:

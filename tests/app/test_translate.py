@@ -122,6 +122,19 @@ def test_a_new_batch_shape_is_answered_at_once_and_compiled_in_the_background(
     assert compilations() == before + 1  # served by the compiled loop: nothing traced
 
 
+def test_a_new_beam_width_is_served_by_the_graph_traced_at_load(client: TestClient) -> None:
+    """Every beam width shares one shape-agnostic graph, traced by the warm-up: a width no
+    request used yet traces nothing before it answers (its XLA loop compiles behind it)."""
+    decoder = client.app.state.registry.models["translation/en-de"].predictor.decoder  # type: ignore[attr-defined]
+    decoder.wait_for_compilations()
+    for alternatives in (5, 7):  # beam widths 6 and 8, which no other test here uses
+        before = decoder.compilations
+        body = translate(client, q=f"{SENTENCE} {alternatives}", alternatives=alternatives)
+        assert len(body["alternatives"]) == alternatives
+        decoder.wait_for_compilations()
+        assert decoder.compilations == before + 1  # the width's XLA loop, and only it
+
+
 def compilations() -> float:
     """Graphs traced for the en->de model (the app runs in this process: its registry)."""
     labels = {"model": "translation/en-de"}

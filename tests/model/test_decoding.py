@@ -23,7 +23,8 @@ from model.decoding import (
 from model.transformer import Seq2SeqTransformer
 from tokenizers import BOS_ID, EOS_ID, PAD_ID
 
-SHORT = DecodeOptions(max_length_ratio=1.0, max_length_offset=3)  # keeps the naive loop short
+SHORT_LIMITS = {"max_length_ratio": 1.0, "max_length_offset": 3}
+SHORT = DecodeOptions(**SHORT_LIMITS)  # keeps the naive loop short
 
 
 def random_sources(lengths: list[int], vocab_size: int, seed: int = 0) -> list[list[int]]:
@@ -107,6 +108,22 @@ def test_batch_results_do_not_depend_on_batch_neighbours(
     assert [[h.ids for h in n] for n in together] == [[h.ids for h in n] for n in alone]
 
 
+def test_one_shape_agnostic_graph_serves_every_beam_size(seq2seq: Seq2SeqTransformer) -> None:
+    kinds: list[str] = []
+    decoder = Decoder(seq2seq, on_compile=kinds.append)
+    sources = random_sources([3, 7], seq2seq.model_config.vocab_size, seed=4)
+    for k in (2, 3, MAX_BEAM_SIZE):
+        nbests = decoder.translate(
+            sources, DecodeOptions(beam_size=k, num_return=k, **SHORT_LIMITS)
+        )
+        assert [len(nbest) for nbest in nbests] == [k, k]
+        for nbest in nbests:
+            scores = [h.score for h in nbest]
+            assert len({tuple(h.ids) for h in nbest}) == k  # k distinct hypotheses
+            assert all(np.isfinite(scores))
+    assert kinds == ["beam"]  # traced once, by the first beam size
+
+
 def test_beam_loop_of_width_one_equals_greedy(decoder: Decoder, tiny_config: ModelConfig) -> None:
     sources = random_sources([4, 7], tiny_config.vocab_size, seed=3)
     greedy = decoder.translate(sources, SHORT)
@@ -155,6 +172,14 @@ def test_cache_segments_must_be_increasing_positive_sizes(
 ) -> None:
     with pytest.raises(ValueError, match="cache_segments must be increasing positive sizes"):
         Decoder(seq2seq, cache_segments=segments)
+
+
+@pytest.mark.parametrize("rows, floor", [(1, 16), (64, 0)])
+def test_compaction_needs_two_rows_and_a_positive_floor(
+    seq2seq: Seq2SeqTransformer, rows: int, floor: int
+) -> None:
+    with pytest.raises(ValueError, match="compact_rows must be at least 2"):
+        Decoder(seq2seq, compact_rows=rows, compact_floor=floor)
 
 
 @pytest.fixture(scope="module")
@@ -215,20 +240,25 @@ def mostly_short_sources(vocab_size: int) -> list[list[int]]:
     return random_sources([1] * 6 + [9, 12] + [1] * 6 + [11, 10], vocab_size, seed=21)
 
 
+@pytest.fixture
+def compacted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sentence counts that compiled loops go on with, in the order they are traced."""
+    counts: list[int] = []
+    original = Decoder._on_sentences
+
+    def spy(state: tuple[Any, ...], count: int, *rest: Any) -> Any:
+        counts.append(count)
+        return original(state, count, *rest)
+
+    monkeypatch.setattr(Decoder, "_on_sentences", staticmethod(spy))
+    return counts
+
+
 def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
-    seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
+    seq2seq: Seq2SeqTransformer, compacted: list[int]
 ) -> None:
     # The rest runs on 8 rows, in a cache that grew past its first segment of 6 positions.
     sources = mostly_short_sources(seq2seq.model_config.vocab_size)
-    compacted = []
-    original = Decoder._on_sentences
-    monkeypatch.setattr(
-        Decoder,
-        "_on_sentences",
-        staticmethod(
-            lambda state, count, *a: compacted.append(count) or original(state, count, *a)
-        ),
-    )
     xla = Decoder(seq2seq, xla="on", cache_segments=(6,), compact_rows=16)
     hypotheses = xla.translate(sources, SHORT)
     assert compacted == [8]  # traced into the compiled loop with half of the 16 rows
@@ -240,6 +270,31 @@ def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
     assert ids_and_scores(graph.translate(sources, SHORT))[0] == ids_and_scores(hypotheses)[0]
     Decoder(seq2seq, xla="on", cache_segments=(6,)).translate(sources, SHORT)
     assert compacted == [8]  # 16 rows: below the default COMPACT_ROWS, no half-size copy
+
+
+def test_a_compacted_loop_halves_again_down_to_its_floor(
+    seq2seq: Seq2SeqTransformer, compacted: list[int]
+) -> None:
+    # 16 rows, 4 of them long with limits of 13 to 16 tokens: 16 -> 8 -> 4 (at once: 4
+    # decode) -> 2; a loop of 2 rows would halve to 1, below the floor of 2.
+    sources = mostly_short_sources(seq2seq.model_config.vocab_size)
+    decoder = Decoder(seq2seq, xla="on", cache_segments=(6,), compact_rows=16, compact_floor=2)
+    hypotheses = decoder.translate(sources, SHORT)
+    assert compacted == [8, 4, 2]
+    for source, [hypothesis] in zip(sources, hypotheses, strict=True):
+        ids, score = naive_greedy(seq2seq, source, SHORT)
+        assert hypothesis.ids == ids
+        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
+    beams = DecodeOptions(beam_size=2, num_return=2, max_length_ratio=1.0, max_length_offset=3)
+    compacted.clear()
+    nbests = decoder.translate(sources, beams)
+    assert compacted == [8, 4, 2, 1]  # 32 rows of 2 beams: down to 1 sentence, 2 rows
+    graph = Decoder(seq2seq, cache_segments=(6,)).translate(sources, beams)
+    for xla_nbest, graph_nbest in zip(nbests, graph, strict=True):
+        assert [h.ids for h in xla_nbest] == [h.ids for h in graph_nbest]
+        assert [h.score for h in xla_nbest] == pytest.approx(
+            [h.score for h in graph_nbest], rel=1e-4
+        )
 
 
 def test_compaction_starts_once_at_most_half_the_rows_decode(
@@ -266,22 +321,13 @@ def test_compaction_starts_once_at_most_half_the_rows_decode(
 
 
 def test_beam_search_finishes_on_half_its_sentences_as_without_compaction(
-    seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
+    seq2seq: Seq2SeqTransformer, compacted: list[int]
 ) -> None:
     # 8 sentences of 2 beams: 16 rows. 6 sources allow at most 5 tokens, so from step 5 on
     # at most 2 sentences still decode, and the rest runs on 4.
     vocab_size = seq2seq.model_config.vocab_size
     sources = random_sources([1, 1, 1, 12, 1, 1, 1, 9], vocab_size, seed=22)
     options = DecodeOptions(beam_size=2, num_return=2, max_length_ratio=1.0, max_length_offset=3)
-    compacted = []
-    original = Decoder._on_sentences
-    monkeypatch.setattr(
-        Decoder,
-        "_on_sentences",
-        staticmethod(
-            lambda state, count, *a: compacted.append(count) or original(state, count, *a)
-        ),
-    )
     xla = Decoder(seq2seq, xla="on", compact_rows=16).translate(sources, options)
     assert compacted == [4]
     graph = Decoder(seq2seq).translate(sources, options)
