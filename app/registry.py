@@ -183,8 +183,12 @@ class ModelRegistry:
         if task == "translation":
             from model.decoding import DecodeOptions
 
-            # Greedy and one beam width: the shape-agnostic beam graph serves every width.
-            for beam in sorted({1, max(2, self.settings.default_beam_size)}):
+            widths = {1, self.settings.default_beam_size}
+            if self.xla != "on" and widths == {1}:
+                # Requests may use the shape-agnostic graphs: the beam graph, which serves
+                # every width, is traced too.
+                widths.add(2)
+            for beam in sorted(widths):
                 predictor.translate(["warm up"], DecodeOptions(beam_size=beam, max_length=8))
         else:
             predictor.classify(["warm up"])

@@ -133,6 +133,7 @@ def _naive_against_batch1(
         ("cached", lambda ids: [*decoder.translate([ids], options)[0][0].ids, EOS_ID]),
     ):
         translate(sources[0])
+        decoder.wait_for_compilations()  # under --xla background
         started = time.perf_counter()
         outputs[name] = [translate(ids) for ids in sources[1:]]  # </s> included
         tokens = sum(len(ids) for ids in outputs[name])

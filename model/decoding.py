@@ -383,7 +383,7 @@ class Decoder:
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """beam_size: a Python int in the XLA loops (static shapes), a scalar tensor in the
         shape-agnostic graph (one graph for every beam size)."""
-        static = isinstance(beam_size, int)
+        static = not tf.is_tensor(beam_size)
         self._count_compilation(f"beam{beam_size}" if static else "beam")
         model, k = self.model, beam_size
         batch = tf.shape(source_ids)[0]
@@ -480,7 +480,7 @@ class Decoder:
         """Whether a loop already on half its sentences halves them again: `finished` is
         (sentences[, k]), of static shape in the XLA loops that compact."""
         sentences, rows = finished.shape[0], finished.shape.num_elements()
-        return sentences >= 2 and rows // 2 >= self.compact_floor
+        return sentences >= 2 and sentences // 2 * (rows // sentences) >= self.compact_floor
 
     def _run_compacted(
         self,

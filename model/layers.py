@@ -293,8 +293,9 @@ class FeedForward(keras.layers.Layer):
 
         No product here has its result added to a bias: XLA's CPU backend fuses a one-row
         product with such an add and then runs it on one thread, at about half the speed
-        of the plain product on two. So the bias goes with the residual, and relu(h + b)
-        is computed as max(h, -b) + b, which is the same value.
+        of the plain product on two. So the output bias goes with the residual (a sum in
+        another order: equal up to rounding), and relu(h + b) is computed as
+        max(h, -b) + b, which is the same value.
         """
         hidden = ops.matmul(x, kernels.hidden)
         hidden = ops.maximum(hidden, -kernels.hidden_bias) + kernels.hidden_bias

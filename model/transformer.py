@@ -142,7 +142,7 @@ class Seq2SeqTransformer(_Encoder):
 
     # Incremental decoding (used by model.decoding inside one compiled loop).
 
-    def init_cache(self, memory: Any, max_length: int, beams: int = 1) -> dict[str, Any]:
+    def init_cache(self, memory: Any, max_length: int, beams: Any = 1) -> dict[str, Any]:
         """Empty self-attention caches (`beams` rows per sentence, sentence-major), the
         memory's cross-attention keys/values (one per sentence, shared by its beams) and
         the decoder blocks' `step_kernels`: all that a decoding loop computes before it

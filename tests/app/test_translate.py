@@ -126,6 +126,7 @@ def test_a_new_beam_width_is_served_by_the_graph_traced_at_load(client: TestClie
     """Every beam width shares one shape-agnostic graph, traced by the warm-up: a width no
     request used yet traces nothing before it answers (its XLA loop compiles behind it)."""
     decoder = client.app.state.registry.models["translation/en-de"].predictor.decoder  # type: ignore[attr-defined]
+    assert decoder.xla == "background"  # XLA=auto, the default
     decoder.wait_for_compilations()
     for alternatives in (5, 7):  # beam widths 6 and 8, which no other test here uses
         before = decoder.compilations
@@ -133,6 +134,7 @@ def test_a_new_beam_width_is_served_by_the_graph_traced_at_load(client: TestClie
         assert len(body["alternatives"]) == alternatives
         decoder.wait_for_compilations()
         assert decoder.compilations == before + 1  # the width's XLA loop, and only it
+        assert decoder._xla_loops[alternatives + 1].experimental_get_tracing_count() == 1
 
 
 def compilations() -> float:

@@ -47,7 +47,7 @@ def test_the_naive_loop_and_batch_1_decode_the_same_sentences_to_the_same_length
     assert naive["sentences"] == 3 and 3 <= naive["tokens"] <= 3 * 5
     assert naive["outputs_that_differ"] == 0
     assert naive["batch1_vs_naive"] == pytest.approx(
-        naive["batch1_tokens_per_s"] / naive["naive_tokens_per_s"], rel=0.01
+        naive["batch1_tokens_per_s"] / naive["naive_tokens_per_s"], abs=0.01
     )
     assert "naive loop, batch 1, 3 sentences" in result.output
 

@@ -374,7 +374,7 @@ def penalized(hypothesis: Hypothesis, alpha: float) -> float:
     return hypothesis.score * length / ((5 + length) / 6) ** alpha
 
 
-# Beam tests share one width: each width is its own compiled graph.
+# Beam tests share one width: each width is its own XLA loop.
 
 
 def test_n_best_returns_num_return_hypotheses_sorted_by_ranking_score(

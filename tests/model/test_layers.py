@@ -222,6 +222,29 @@ def test_layer_is_registered_for_keras_serialization(
     assert type(keras.saving.deserialize_keras_object(serialized)) is cls
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_the_feed_forward_step_adds_the_residual_to_the_layers_output(policy: str) -> None:
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        keras.utils.set_random_seed(3)
+        ffn = FeedForward(d_model=D_MODEL, d_ff=16, dropout=0.0)
+        ffn.build((None, D_MODEL))
+        for weight in (ffn.hidden.bias, ffn.project.bias):
+            weight.assign(normal(*weight.shape, seed=4))  # biases start at zero
+        x, residual = (ops.cast(normal(3, D_MODEL, seed=s), ffn.compute_dtype) for s in (5, 6))
+        step = ffn.step(x, residual, ffn.step_kernels())
+        assert step.dtype == ffn.compute_dtype
+        tolerance = 1e-5 if policy == "float32" else 1e-2
+        np.testing.assert_allclose(
+            ops.cast(step, "float32"),
+            ops.cast(residual + ffn(x), "float32"),
+            rtol=tolerance,
+            atol=tolerance,
+        )
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
 def test_a_one_row_feed_forward_step_keeps_its_products_apart_from_the_biases() -> None:
     # XLA's CPU backend fuses a one-row product with the add of a bias (a kOutput fusion)
     # and runs it on one thread; the step adds the biases elsewhere, for the same result.
