@@ -22,11 +22,11 @@ _MASK_VALUE = -1e4
 
 
 class StepKernels(NamedTuple):
-    """An attention layer's kernels as 2-D matrices, made once before a decoding loop."""
+    """An attention layer's kernels as 2-D matrices in the compute dtype, made once before
+    a decoding loop."""
 
-    query: Any  # (d_model, heads * key_dim)
-    key: Any
-    value: Any
+    projection: Any  # (d_model, parts * heads * key_dim): query[, key, value] side by side
+    projection_bias: Any  # (parts * heads * key_dim,)
     output: Any  # (heads * key_dim, d_model)
 
 
@@ -112,47 +112,59 @@ class MultiHeadAttention(keras.layers.Layer):
         context = ops.einsum("ahqk,akhd->aqhd", weights, value)  # (batch, q_len, heads, key_dim)
         return self.output_dense(context), scores  # type: ignore[misc]
 
-    def step_kernels(self) -> StepKernels:
-        """The query, key, value and output kernels as 2-D matrices in the compute dtype,
-        for `step_key_value` and `attend_step`.
+    def step_kernels(self, keys_and_values: bool) -> StepKernels:
+        """The kernels that `step_project` and `attend_step` take, as 2-D matrices in the
+        compute dtype: the query's, with the key's and value's beside it when the step
+        projects keys and values too (self-attention), and the output's.
 
         A decoding loop computes them once, before it starts. Inside an XLA loop on the CPU,
         a one-row product with a kernel reshaped there (a free bitcast) is fused with the
         reshape and emitted as plain loops, ~9x slower than the matrix-vector routine that
-        a kernel coming in from outside the loop gets.
+        a kernel coming in from outside the loop gets. The three projections of
+        self-attention are one product with the bias added after it: a one-row product
+        streamed 1 MB matrices (the `base` width) at ~16 GB/s on the 2-core machine and
+        3 MB ones at 26-30 GB/s. The concatenation copies the kernels, so a decoder makes
+        these once (`Seq2SeqTransformer.step_kernels`).
         """
         assert self.output_dense is not None
         width = self.num_heads * self.key_dim
+        layers = [self.query_dense]
+        if keys_and_values:
+            layers += [self.key_dense, self.value_dense]
 
-        def matrix(layer: keras.layers.EinsumDense, shape: tuple[int, int]) -> Any:
-            return ops.reshape(ops.cast(layer.kernel, self.compute_dtype), shape)
+        def cast(weight: Any, shape: tuple[int, ...]) -> Any:
+            return ops.reshape(ops.cast(weight, self.compute_dtype), shape)
 
         return StepKernels(
-            query=matrix(self.query_dense, (-1, width)),
-            key=matrix(self.key_dense, (-1, width)),
-            value=matrix(self.value_dense, (-1, width)),
-            output=matrix(self.output_dense, (width, -1)),
+            projection=ops.concatenate([cast(d.kernel, (-1, width)) for d in layers], axis=1),
+            projection_bias=ops.concatenate([cast(d.bias, (-1,)) for d in layers], axis=0),
+            output=cast(self.output_dense.kernel, (width, -1)),
         )
 
-    def step_key_value(self, value: Any, kernels: StepKernels) -> tuple[Any, Any]:
-        """Keys and values of one position: (rows, d_model) -> (rows, heads, key_dim) each."""
-        return (
-            self._project_heads(value, kernels.key, self.key_dense.bias),
-            self._project_heads(value, kernels.value, self.value_dense.bias),
-        )
+    def step_project(self, x: Any, kernels: StepKernels) -> list[Any]:
+        """(rows, d_model) -> the scaled queries, and the keys and values if `kernels` has
+        them, each (rows, heads, key_dim)."""
+        width = self.num_heads * self.key_dim
+        y = ops.matmul(x, kernels.projection)  # the bias comes after the split
+        parts = ops.split(y, ops.shape(kernels.projection)[1] // width, axis=-1)
+        biases = ops.split(kernels.projection_bias, len(parts))
+        heads = [
+            ops.reshape(part + bias, (-1, self.num_heads, self.key_dim))
+            for part, bias in zip(parts, biases, strict=True)
+        ]
+        heads[0] = heads[0] * ops.cast(1.0 / math.sqrt(self.key_dim), heads[0].dtype)
+        return heads
 
     def attend_step(
         self,
-        query: Any,
+        q: Any,
         key: Any,
         value: Any,
         attention_mask: Any,
         kernels: StepKernels,
     ) -> tuple[Any, Any]:
-        """`attend` at inference over keys/values in `cache_key_value`'s layout, with the
-        kernels of `step_kernels`."""
-        q = self._project_heads(query, kernels.query, self.query_dense.bias)
-        q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+        """`attend` at inference, for queries from `step_project` (batch, q_len, heads,
+        key_dim), over keys/values in `cache_key_value`'s layout."""
         q = ops.transpose(q, (0, 2, 1, 3))  # (batch, heads, q_len, key_dim)
         scores = self._softmax(ops.matmul(q, key), attention_mask)  # (batch, heads, q, k)
         context = ops.matmul(ops.cast(scores, value.dtype), value)  # (batch, heads, q, key_dim)
@@ -161,11 +173,6 @@ class MultiHeadAttention(keras.layers.Layer):
         rows = ops.reshape(context, (-1, self.num_heads * self.key_dim))
         y = _rows_times(rows, kernels.output, self.output_dense.bias)
         return ops.reshape(y, (*ops.shape(context)[:-2], -1)), scores
-
-    def _project_heads(self, x: Any, kernel: Any, bias: Any) -> Any:
-        """(..., d_in) through a 2-D kernel and its bias -> (..., heads, key_dim)."""
-        y = _rows_times(ops.reshape(x, (-1, ops.shape(x)[-1])), kernel, bias)
-        return ops.reshape(y, (*ops.shape(x)[:-1], self.num_heads, self.key_dim))
 
     def _queries(self, query: Any) -> Any:
         q = self.query_dense(query)  # (batch, q_len, heads, key_dim)
@@ -423,8 +430,8 @@ class DecoderBlock(_Block):
         """The self- and cross-attention and feed-forward kernels that `step` takes (see
         `MultiHeadAttention.step_kernels`)."""
         return (
-            self.self_attention.step_kernels(),
-            self.cross_attention.step_kernels(),
+            self.self_attention.step_kernels(keys_and_values=True),
+            self.cross_attention.step_kernels(keys_and_values=False),
             self.feed_forward.step_kernels(),
         )
 
@@ -447,12 +454,14 @@ class DecoderBlock(_Block):
         """
         self_kernels, cross_kernels, ffn_kernels = kernels
         h = self.self_norm(x)
-        new_key, new_value = self.self_attention.step_key_value(h[:, 0], self_kernels)
+        q, new_key, new_value = self.self_attention.step_project(h[:, 0], self_kernels)
         # Written in place (a dynamic-update-slice) rather than by blending the whole cache.
         key = ops.slice_update(self_cache[0], (0, 0, 0, index), new_key[..., None])
         value = ops.slice_update(self_cache[1], (0, 0, index, 0), new_value[:, :, None])
         visible = ops.reshape(ops.arange(ops.shape(value)[2]) <= index, (1, 1, -1))
-        y, self_scores = self.self_attention.attend_step(h, key, value, visible, self_kernels)
+        y, self_scores = self.self_attention.attend_step(
+            q[:, None], key, value, visible, self_kernels
+        )
         x = x + y
         h = self.cross_norm(x)
         y, cross_scores = self._cross_attend_step(h, cross_cache, memory_mask, cross_kernels)
@@ -472,7 +481,8 @@ class DecoderBlock(_Block):
         """
         rows, d_model = ops.shape(h)[0], ops.shape(h)[-1]
         sentences = ops.shape(cross_cache[0])[0]
-        queries = ops.reshape(h, (sentences, rows // sentences, d_model))
+        [q] = self.cross_attention.step_project(h[:, 0], kernels)  # (rows, heads, key_dim)
+        queries = ops.reshape(q, (sentences, rows // sentences, *ops.shape(q)[1:]))
         y, scores = self.cross_attention.attend_step(queries, *cross_cache, memory_mask, kernels)
         scores = ops.transpose(scores, (0, 2, 1, 3))  # (batch, beams, heads, src_len)
         scores = ops.reshape(scores, (rows, 1, *ops.shape(scores)[2:]))

@@ -142,12 +142,19 @@ class Seq2SeqTransformer(_Encoder):
 
     # Incremental decoding (used by model.decoding inside one compiled loop).
 
-    def init_cache(self, memory: Any, max_length: int, beams: Any = 1) -> dict[str, Any]:
+    def step_kernels(self) -> list[Any]:
+        """Each decoder block's `step_kernels`: copies of the weights laid out for one-row
+        steps, which a decoder makes once and passes to `init_cache`."""
+        return [b.step_kernels() for b in self.decoder_blocks]
+
+    def init_cache(
+        self, memory: Any, max_length: int, beams: Any = 1, kernels: list[Any] | None = None
+    ) -> dict[str, Any]:
         """Empty self-attention caches (`beams` rows per sentence, sentence-major), the
         memory's cross-attention keys/values (one per sentence, shared by its beams) and
-        the decoder blocks' `step_kernels`: all that a decoding loop computes before it
-        starts. The loop changes only "self" (and reorders or gathers rows); every other
-        entry must pass through it unchanged."""
+        the decoder blocks' step kernels (`step_kernels()` unless given): all that a
+        decoding loop needs before it starts. The loop changes only "self" (and reorders
+        or gathers rows); every other entry must pass through it unchanged."""
         batch = ops.shape(memory)[0] * beams
         c = self.model_config
         keys = ops.zeros((batch, c.num_heads, c.head_dim, max_length), dtype=memory.dtype)
@@ -155,7 +162,7 @@ class Seq2SeqTransformer(_Encoder):
         return {
             "self": [(keys, values) for _ in self.decoder_blocks],
             "cross": [b.cross_attention.cache_key_value(memory) for b in self.decoder_blocks],
-            "kernels": [b.step_kernels() for b in self.decoder_blocks],
+            "kernels": self.step_kernels() if kernels is None else kernels,
         }
 
     def decode_step(

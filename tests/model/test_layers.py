@@ -88,6 +88,26 @@ def test_attention_scales_scores_by_the_head_size_not_the_model_width() -> None:
     np.testing.assert_allclose(layer(query, value)[1], expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("keys_and_values", [True, False])
+def test_a_step_projects_queries_keys_and_values_with_one_product(keys_and_values: bool) -> None:
+    keras.utils.set_random_seed(2)
+    layer = MultiHeadAttention(num_heads=HEADS, key_dim=4)
+    layer.build((None, None, D_MODEL), (None, None, D_MODEL))
+    for dense in (layer.query_dense, layer.key_dense, layer.value_dense):
+        dense.bias.assign(normal(*dense.bias.shape, seed=7))  # biases start at zero
+    kernels = layer.step_kernels(keys_and_values=keys_and_values)
+    parts = 3 if keys_and_values else 1
+    assert tuple(kernels.projection.shape) == (D_MODEL, parts * HEADS * 4)
+    rows = normal(3, D_MODEL, seed=8)
+    projected = layer.step_project(rows, kernels)
+    expected = [layer.query_dense(rows[:, None])[:, 0] / math.sqrt(4)]
+    if keys_and_values:
+        expected += [dense(rows[:, None])[:, 0] for dense in (layer.key_dense, layer.value_dense)]
+    assert len(projected) == len(expected)
+    for ours, theirs in zip(projected, expected, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
 def test_sinusoid_table_alternates_sine_and_cosine() -> None:
     table = sinusoid_table(10, 6)
     assert table.shape == (10, 6)
