@@ -144,14 +144,16 @@ class MultiHeadAttention(keras.layers.Layer):
     def step_project(self, x: Any, kernels: StepKernels) -> list[Any]:
         """(rows, d_model) -> the scaled queries, and the keys and values if `kernels` has
         them, each (rows, heads, key_dim)."""
-        width = self.num_heads * self.key_dim
-        y = ops.matmul(x, kernels.projection)  # the bias comes after the split
-        parts = ops.split(y, ops.shape(kernels.projection)[1] // width, axis=-1)
-        biases = ops.split(kernels.projection_bias, len(parts))
-        heads = [
-            ops.reshape(part + bias, (-1, self.num_heads, self.key_dim))
-            for part, bias in zip(parts, biases, strict=True)
-        ]
+        count = ops.shape(kernels.projection)[1] // (self.num_heads * self.key_dim)
+        y = ops.matmul(x, kernels.projection)
+        if x.shape[0] == 1:
+            # The biases after the split: XLA's CPU backend would fuse a one-row product
+            # with their add and run it on one thread (see `FeedForward.step`).
+            biases = ops.split(kernels.projection_bias, count)
+            parts = [p + b for p, b in zip(ops.split(y, count, axis=-1), biases, strict=True)]
+        else:  # there the fused add is the faster one
+            parts = ops.split(y + kernels.projection_bias, count, axis=-1)
+        heads = [ops.reshape(part, (-1, self.num_heads, self.key_dim)) for part in parts]
         heads[0] = heads[0] * ops.cast(1.0 / math.sqrt(self.key_dim), heads[0].dtype)
         return heads
 

@@ -88,8 +88,11 @@ def test_attention_scales_scores_by_the_head_size_not_the_model_width() -> None:
     np.testing.assert_allclose(layer(query, value)[1], expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("count", [1, 3])  # one row adds the biases after the split
 @pytest.mark.parametrize("keys_and_values", [True, False])
-def test_a_step_projects_queries_keys_and_values_with_one_product(keys_and_values: bool) -> None:
+def test_a_step_projects_queries_keys_and_values_with_one_product(
+    keys_and_values: bool, count: int
+) -> None:
     keras.utils.set_random_seed(2)
     layer = MultiHeadAttention(num_heads=HEADS, key_dim=4)
     layer.build((None, None, D_MODEL), (None, None, D_MODEL))
@@ -98,7 +101,7 @@ def test_a_step_projects_queries_keys_and_values_with_one_product(keys_and_value
     kernels = layer.step_kernels(keys_and_values=keys_and_values)
     parts = 3 if keys_and_values else 1
     assert tuple(kernels.projection.shape) == (D_MODEL, parts * HEADS * 4)
-    rows = normal(3, D_MODEL, seed=8)
+    rows = normal(count, D_MODEL, seed=8)
     projected = layer.step_project(rows, kernels)
     expected = [layer.query_dense(rows[:, None])[:, 0] / math.sqrt(4)]
     if keys_and_values:
