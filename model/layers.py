@@ -121,10 +121,10 @@ class MultiHeadAttention(keras.layers.Layer):
         a one-row product with a kernel reshaped there (a free bitcast) is fused with the
         reshape and emitted as plain loops, ~9x slower than the matrix-vector routine that
         a kernel coming in from outside the loop gets. The three projections of
-        self-attention are one product with the bias added after it: a one-row product
-        streamed 1 MB matrices (the `base` width) at ~16 GB/s on the 2-core machine and
-        3 MB ones at 26-30 GB/s. The concatenation copies the kernels, so a decoder makes
-        these once (`Seq2SeqTransformer.step_kernels`).
+        self-attention are one product (with one row, its bias added after the split, see
+        `step_project`): a one-row product streamed 1 MB matrices (the `base` width) at
+        ~16 GB/s on the 2-core machine and 3 MB ones at 26-30 GB/s. The concatenation
+        copies the kernels, so a decoder makes these once (`Seq2SeqTransformer.step_kernels`).
         """
         assert self.output_dense is not None
         width = self.num_heads * self.key_dim
