@@ -1,10 +1,12 @@
 """`python -m bench.decode`: the cached decoder against the naive loop, side by side.
 
 One run on the same sentences: the naive baseline (batch 1, a full forward pass per step)
-on a subset, cached greedy at batch 1, 8, 32 and 64, and beam 4 at batch 32. Prints a
-table, then one JSON object with every figure and the speed ratios against their targets.
-Timings exclude compilation (each setting is warmed up first); on a shared CPU they move
-with the machine's load, which the report records.
+on a subset, timed sentence by sentence in turns with cached batch 1 on the same subset
+(the batch-1 target's ratio); cached greedy at batch 1, 8, 32 and 64, and beam 4 at batch
+32, on every sentence. Prints a table, then one JSON object with every figure and the speed
+ratios against their targets. Timings exclude compilation (each setting is warmed up
+first); on a shared CPU they move with the machine's load, which the report records, and
+`--rounds` repeats every timing in rotation and averages the repeats.
 """
 
 from __future__ import annotations
@@ -47,9 +49,13 @@ TARGETS = (
 
 @dataclass(frozen=True)
 class Runs:
-    naive: Run  # on the first naive_sentences sentences only
+    paired: measure.Paired  # the naive loop and cached batch 1 on the first naive_sentences
     greedy: dict[int, Run]  # by batch size
     beam: Run
+
+    @property
+    def naive(self) -> Run:
+        return self.paired.naive
 
 
 @app.command()
@@ -61,6 +67,9 @@ def main(
     sentences: Annotated[int, Opt(help="first N lines", min=1)] = 512,
     naive_sentences: Annotated[int, Opt(help="naive loop's subset", min=1)] = 64,
     quick: Annotated[bool, Opt(help="smoke run: 32 sentences, naive on 8")] = False,
+    rounds: Annotated[
+        int, Opt(help="time every setting this many times in rotation and average", min=1)
+    ] = 1,
     xla: Annotated[
         XlaMode, Opt(help="on: XLA, compiled per bucket (as served); off: one graph for all")
     ] = "on",
@@ -79,7 +88,7 @@ def main(
     device = measure.describe_device()
     log.info("%s: %d sentences on %s", path, len(sources), device)
 
-    runs = _measure(translator, sources, naive_sentences)
+    runs = _measure(translator, sources, naive_sentences, rounds)
     peak_gflops = measure.matmul_peak(matmul_size)
     bandwidth = measure.read_bandwidth()
     result = {
@@ -88,6 +97,7 @@ def main(
         "xla": xla,
         "sentences": len(sources),
         "naive_sentences": runs.naive.sentences,
+        "rounds": rounds,
         **_summary(translator, sources, references, runs, peak_gflops),
         "batch1_memory": _batch1_memory(translator, runs, bandwidth),
         "decoder_compilations": translator.decoder.compilations,
@@ -100,21 +110,28 @@ def main(
         json_out.write_text(text + "\n", encoding="utf-8")
 
 
-def _measure(translator: Translator, sources: list[list[int]], naive_sentences: int) -> Runs:
-    naive = measure.time_naive(NaiveGreedy(translator.model), sources[:naive_sentences])
-    log.info("naive greedy, %d sentences: %.1f s", naive.sentences, naive.wall_s)
-    greedy = {}
-    for batch in GREEDY_BATCHES:
-        greedy[batch] = measure.time_cached(
-            translator.decoder, sources, batch, DecodeOptions(beam_size=1), "cached greedy"
-        )
-        log.info("cached greedy, batch %d: %.1f s", batch, greedy[batch].wall_s)
-    options = DecodeOptions(beam_size=BEAM_SIZE)
-    beam = measure.time_cached(
-        translator.decoder, sources, BEAM_BATCH, options, f"beam {BEAM_SIZE}"
+def _measure(
+    translator: Translator, sources: list[list[int]], naive_sentences: int, rounds: int
+) -> Runs:
+    decoder = translator.decoder
+    paired = measure.time_paired(
+        NaiveGreedy(translator.model), decoder, sources[:naive_sentences], rounds=rounds
     )
-    log.info("beam %d, batch %d: %.1f s", BEAM_SIZE, BEAM_BATCH, beam.wall_s)
-    return Runs(naive, greedy, beam)
+    log.info(
+        "naive greedy and cached batch 1 in turns, %d sentences: %.1f s and %.1f s",
+        paired.naive.sentences,
+        paired.naive.wall_s,
+        paired.cached.wall_s,
+    )
+    settings = [(batch, DecodeOptions(beam_size=1), "cached greedy") for batch in GREEDY_BATCHES]
+    settings.append((BEAM_BATCH, DecodeOptions(beam_size=BEAM_SIZE), f"beam {BEAM_SIZE}"))
+    timed: list[list[Run]] = [[] for _ in settings]
+    for _ in range(rounds):  # in rotation: a slow minute of the machine hits every setting
+        for (batch, options, name), runs in zip(settings, timed, strict=True):
+            runs.append(measure.time_cached(decoder, sources, batch, options, name))
+            log.info("%s, batch %d: %.1f s", name, batch, runs[-1].wall_s)
+    *greedy, beam = [measure.averaged(runs) for runs in timed]
+    return Runs(paired, {run.batch: run for run in greedy}, beam)
 
 
 def _summary(
@@ -133,15 +150,13 @@ def _summary(
     naive, greedy = runs.naive, runs.greedy
     quality = {_key(run): bleu(run) for run in _in_order(runs)}
     b1_subset = bleu(replace(greedy[1], outputs=greedy[1].outputs[: naive.sentences]))
-    differing = sum(a != b for a, b in zip(naive.outputs, greedy[1].outputs, strict=False))
     flops = measure.mean_flops_per_token(translator.model, sources, greedy[64].outputs)
     b64_gflops = greedy[64].tokens_per_s * flops["flops_per_token"] / 1e9
     ratios = _ratios(runs, quality)
     return {
         "runs": [_figures(run, quality[_key(run)], naive) for run in _in_order(runs)],
         "naive_subset": {
-            "sentences": naive.sentences,
-            "differing_from_cached_greedy_b1": differing,
+            **runs.paired.summary(),
             "naive_bleu": quality[_key(naive)]["bleu"],
             "cached_greedy_b1_bleu": b1_subset["bleu"],
         },
@@ -178,7 +193,7 @@ def _batch1_memory(translator: Translator, runs: Runs, bandwidth: float) -> dict
 
 
 def _in_order(runs: Runs) -> list[Run]:
-    return [runs.naive, *runs.greedy.values(), runs.beam]
+    return [runs.naive, runs.paired.cached, *runs.greedy.values(), runs.beam]
 
 
 def _key(run: Run) -> tuple[str, int]:
@@ -186,9 +201,10 @@ def _key(run: Run) -> tuple[str, int]:
 
 
 def _ratios(runs: Runs, quality: dict[tuple[str, int], dict[str, Any]]) -> dict[str, float]:
-    naive, greedy, beam = runs.naive, runs.greedy, runs.beam
+    greedy, beam = runs.greedy, runs.beam
     ratios = {
-        "greedy_b1_vs_naive_tokens_per_s": greedy[1].tokens_per_s / naive.tokens_per_s,
+        # On the naive loop's sentences, timed in turns with it: the same work, the same load.
+        "greedy_b1_vs_naive_tokens_per_s": runs.paired.tokens_per_s_ratio,
         "greedy_b64_vs_b1_tokens_per_s": greedy[64].tokens_per_s / greedy[1].tokens_per_s,
         "beam4_vs_greedy_time_at_b32": beam.wall_s / greedy[BEAM_BATCH].wall_s,
         "beam4_minus_greedy_bleu_at_b32": (
@@ -234,9 +250,14 @@ def _table(result: dict[str, Any]) -> str:
         )
     subset = result["naive_subset"]
     lines.append(
-        f"naive subset: {subset['differing_from_cached_greedy_b1']} of {subset['sentences']} "
+        f"naive subset: {subset['outputs_that_differ']} of {subset['sentences']} "
         f"sentences differ from cached greedy batch 1 (BLEU there: naive "
-        f"{subset['naive_bleu']:.2f}, cached {subset['cached_greedy_b1_bleu']:.2f})"
+        f"{subset['naive_bleu']:.2f}, cached {subset['cached_greedy_b1_bleu']:.2f}); timed in "
+        f"turns, mean of {subset['rounds']}: cached batch 1 is "
+        f"{subset['cached_b1_vs_naive']}x the naive loop's tokens/s, per sentence median "
+        f"{subset['per_sentence_speedup_median']}x "
+        f"({subset['per_sentence_speedup_p10']}-{subset['per_sentence_speedup_p90']}x, "
+        "10th-90th percentile)"
     )
     lines.append(
         f"matmul peak {result['matmul_peak']['gflops']:.1f} GFLOP/s; cached greedy batch 64: "

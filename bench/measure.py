@@ -1,11 +1,13 @@
-"""Timing pieces of bench.decode: one decoding setting, the matmul peak, FLOPs per token."""
+"""Timing pieces of bench.decode and bench.step: one decoding setting, the naive loop and
+cached batch 1 paired sentence by sentence, the matmul peak, FLOPs per token."""
 
 from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -46,19 +48,93 @@ class Run:
         return self.sentences / self.wall_s
 
 
-def time_naive(naive: NaiveGreedy, sources: Sequence[Sequence[int]]) -> Run:
-    """The baseline loop, one sentence at a time, after one warm-up sentence."""
+@dataclass(frozen=True)
+class Paired:
+    """The naive loop and cached greedy at batch 1 on the same sentences, timed in turns."""
+
+    naive: Run
+    cached: Run
+    speedups: list[float]  # per sentence: the naive loop's seconds / cached batch 1's
+    rounds: int
+
+    @property
+    def tokens_per_s_ratio(self) -> float:
+        """Cached batch 1's tokens/s over the naive loop's, on the same sentences."""
+        return self.cached.tokens_per_s / self.naive.tokens_per_s
+
+    def summary(self) -> dict[str, float | int]:
+        """The ratio of the totals and the spread of the per-sentence speed-ups."""
+        deciles = statistics.quantiles(self.speedups, n=10) if len(self.speedups) > 1 else []
+        return {
+            "sentences": self.naive.sentences,
+            "rounds": self.rounds,
+            "outputs_that_differ": sum(
+                a != b for a, b in zip(self.naive.outputs, self.cached.outputs, strict=True)
+            ),
+            "naive_tokens_per_s": round(self.naive.tokens_per_s, 1),
+            "cached_b1_tokens_per_s": round(self.cached.tokens_per_s, 1),
+            "cached_b1_vs_naive": round(self.tokens_per_s_ratio, 2),
+            "per_sentence_speedup_median": round(statistics.median(self.speedups), 2),
+            "per_sentence_speedup_p10": round(deciles[0] if deciles else self.speedups[0], 2),
+            "per_sentence_speedup_p90": round(deciles[-1] if deciles else self.speedups[0], 2),
+        }
+
+
+def time_paired(
+    naive: NaiveGreedy,
+    decoder: Decoder,
+    sources: Sequence[Sequence[int]],
+    options: DecodeOptions = DecodeOptions(),
+    rounds: int = 1,
+) -> Paired:
+    """The naive loop and cached greedy at batch 1, sentence by sentence in turns.
+
+    On a shared machine the load moves by tens of percent within a minute, more than the
+    margin to a speed-up target; timing the two on each sentence back to back (which one
+    goes first alternates) puts both under the same load. With `rounds` > 1 every sentence
+    is timed that many times on each side and the times are averaged: not the fastest,
+    which would favour the side whose calls are short enough to slip between the bursts
+    of other load. Every shape is compiled first.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be positive, not {rounds}")
+
+    def cached(source: Sequence[int]) -> list[int]:
+        return decoder.translate([source], options)[0][0].ids
+
+    def plain(source: Sequence[int]) -> list[int]:
+        ids = naive.translate(source)
+        return ids[:-1] if ids and ids[-1] == EOS_ID else ids
+
     started = time.perf_counter()
     naive.translate(sources[0])
-    warmup_s = time.perf_counter() - started
     traced = naive.traces
-    outputs = []
-    started = time.perf_counter()
-    for source in sources:
-        ids = naive.translate(source)
-        outputs.append(ids[:-1] if ids[-1] == EOS_ID else ids)
-    wall_s = time.perf_counter() - started
-    return Run("naive greedy", 1, outputs, wall_s, warmup_s, traced, naive.traces - traced)
+    before = decoder.compilations
+    singles = [[i] for i in range(len(sources))]
+    for chunk in _one_chunk_per_graph(decoder, sources, singles, options):
+        cached(sources[chunk[0]])
+    decoder.wait_for_compilations()
+    warmup_s = time.perf_counter() - started
+    warm = decoder.compilations
+    sides: tuple[Callable[[Sequence[int]], list[int]], ...] = (plain, cached)
+    seconds = [[0.0] * len(sources) for _ in sides]
+    outputs: list[list[list[int]]] = [[[] for _ in sources] for _ in sides]
+    for round_number in range(rounds):
+        for i, source in enumerate(sources):
+            order = (0, 1) if (i + round_number) % 2 == 0 else (1, 0)
+            for side in order:
+                tick = time.perf_counter()
+                outputs[side][i] = sides[side](source)
+                seconds[side][i] += time.perf_counter() - tick
+    runs = [
+        Run(name, 1, outputs[side], sum(seconds[side]) / rounds, warmup_s, compiled, timed)
+        for side, name, compiled, timed in (
+            (0, "naive greedy", traced, naive.traces - traced),
+            (1, "cached greedy (paired)", warm - before, decoder.compilations - warm),
+        )
+    ]
+    speedups = [slow / fast for slow, fast in zip(*seconds, strict=True)]
+    return Paired(runs[0], runs[1], speedups, rounds)
 
 
 def time_cached(
@@ -88,6 +164,21 @@ def time_cached(
     return Run(name, batch, outputs, wall_s, warmup_s, warm - before, decoder.compilations - warm)
 
 
+def averaged(runs: Sequence[Run]) -> Run:
+    """One setting timed several times: the mean wall time, the last run's outputs (the
+    same in every run) and the compilations of them all."""
+    last = runs[-1]
+    return Run(
+        last.name,
+        last.batch,
+        last.outputs,
+        statistics.fmean(run.wall_s for run in runs),
+        sum(run.warmup_s for run in runs),
+        sum(run.compilations_warmup for run in runs),
+        sum(run.compilations_timed for run in runs),
+    )
+
+
 def _one_chunk_per_graph(
     decoder: Decoder,
     sources: Sequence[Sequence[int]],
@@ -104,21 +195,27 @@ def _one_chunk_per_graph(
 
 
 def matmul_peak(size: int = 2048, rounds: int = 5) -> float:
-    """Best of `rounds` GFLOP/s of a float32 size x size matmul (TF32 where TF enables it)."""
+    """Best of `rounds` GFLOP/s of a float32 size x size matmul (TF32 where TF enables it),
+    through TF's own kernel and through XLA, whichever is faster: the decoder's loops run
+    under XLA, and on some CPUs XLA's product is the faster one (112 against 84 GFLOP/s
+    on an AVX2 EPYC)."""
     a = tf.random.uniform((size, size), dtype=tf.float32)
     b = tf.random.uniform((size, size), dtype=tf.float32)
-    product = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))  # scalar: cheap to sync
-    product(a, b).numpy()  # trace and warm up
-    started = time.perf_counter()
-    product(a, b).numpy()
-    # Enough calls per round that dispatch overhead vanishes on a fast accelerator.
-    repeats = max(1, math.ceil(0.2 / (time.perf_counter() - started)))
     best = math.inf
-    for _ in range(rounds):
+    for jit_compile in (False, True):
+        product = tf.function(  # a scalar result: cheap to sync
+            lambda x, y: tf.reduce_sum(tf.matmul(x, y)), jit_compile=jit_compile
+        )
+        product(a, b).numpy()  # trace and warm up
         started = time.perf_counter()
-        results = [product(a, b) for _ in range(repeats)]
-        results[-1].numpy()  # one stream: the last result waits for all of them
-        best = min(best, (time.perf_counter() - started) / repeats)
+        product(a, b).numpy()
+        # Enough calls per round that dispatch overhead vanishes on a fast accelerator.
+        repeats = max(1, math.ceil(0.2 / (time.perf_counter() - started)))
+        for _ in range(rounds):
+            started = time.perf_counter()
+            results = [product(a, b) for _ in range(repeats)]
+            results[-1].numpy()  # one stream: the last result waits for all of them
+            best = min(best, (time.perf_counter() - started) / repeats)
     return 2 * size**3 / best / 1e9
 
 

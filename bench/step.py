@@ -46,7 +46,8 @@ def main(
         int | None, Opt(help="stop each sentence after this many pieces (default: its limit)")
     ] = None,
     naive_sentences: Annotated[
-        int, Opt(help="also time the naive loop against batch 1 on this many sentences", min=0)
+        int,
+        Opt(help="also time the naive loop and batch 1 in turns on this many sentences", min=0),
     ] = 0,
 ) -> None:
     """Time cached greedy decoding steps of an untrained model of a preset's shape."""
@@ -87,7 +88,9 @@ def main(
         step_s = batch1[0]["ms_per_step"] / 1e3
         result["batch1_weight_gb_per_s"] = round(weight_bytes / step_s / 1e9, 2)
     if naive_sentences:
-        result["naive"] = _naive_against_batch1(decoder, naive_sentences, source_length, options)
+        result["naive"] = _naive_against_batch1(
+            decoder, naive_sentences, source_length, options, rounds
+        )
     typer.echo(_table(result))
     typer.echo(json.dumps(result, indent=2))
 
@@ -121,32 +124,20 @@ def _time_batch(
 
 
 def _naive_against_batch1(
-    decoder: Decoder, count: int, source_length: int, options: DecodeOptions
+    decoder: Decoder, count: int, source_length: int, options: DecodeOptions, rounds: int
 ) -> dict[str, Any]:
-    """The naive loop and cached greedy at batch 1, one pass each over the same sentences
-    (both traced or compiled first, on another sentence)."""
+    """The naive loop and cached greedy at batch 1 over the same sentences, timed sentence
+    by sentence in turns (`measure.time_paired`), each compiled first on another sentence."""
     sources = _sources(decoder, count + 1, source_length, seed=0)
-    naive = NaiveGreedy(decoder.model, options)
-    rates, outputs = {}, {}
-    for name, translate in (
-        ("naive", naive.translate),
-        ("cached", lambda ids: [*decoder.translate([ids], options)[0][0].ids, EOS_ID]),
-    ):
-        translate(sources[0])
-        decoder.wait_for_compilations()  # under --xla background
-        started = time.perf_counter()
-        outputs[name] = [translate(ids) for ids in sources[1:]]  # </s> included
-        tokens = sum(len(ids) for ids in outputs[name])
-        rates[name] = tokens / (time.perf_counter() - started)
-    log.info("naive loop: %.1f tokens/s; cached batch 1: %.1f", rates["naive"], rates["cached"])
-    return {
-        "sentences": count,
-        "tokens": sum(len(ids) for ids in outputs["naive"]),
-        "outputs_that_differ": sum(a != b for a, b in zip(*outputs.values(), strict=True)),
-        "naive_tokens_per_s": round(rates["naive"], 1),
-        "batch1_tokens_per_s": round(rates["cached"], 1),
-        "batch1_vs_naive": round(rates["cached"] / rates["naive"], 2),
-    }
+    paired = measure.time_paired(
+        NaiveGreedy(decoder.model, options), decoder, sources[1:], options, rounds
+    )
+    log.info(
+        "naive loop: %.1f tokens/s; cached batch 1: %.1f",
+        paired.naive.tokens_per_s,
+        paired.cached.tokens_per_s,
+    )
+    return {**paired.summary(), "tokens": paired.naive.tokens}
 
 
 def _best_call(
@@ -179,8 +170,10 @@ def _table(result: dict[str, Any]) -> str:
         naive = result["naive"]
         lines.append(
             f"naive loop, batch 1, {naive['sentences']} sentences: {naive['naive_tokens_per_s']} "
-            f"tokens/s; cached, same sentences: {naive['batch1_tokens_per_s']} "
-            f"({naive['batch1_vs_naive']}x); {naive['outputs_that_differ']} outputs differ"
+            f"tokens/s; cached, same sentences in turns: {naive['cached_b1_tokens_per_s']} "
+            f"({naive['cached_b1_vs_naive']}x; per sentence median "
+            f"{naive['per_sentence_speedup_median']}x); {naive['outputs_that_differ']} outputs "
+            "differ"
         )
     if "batch1_weight_gb_per_s" in result:
         lines.append(
