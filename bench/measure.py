@@ -98,6 +98,8 @@ def time_paired(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be positive, not {rounds}")
+    if not sources:
+        raise ValueError("no sentences to time")
 
     def cached(source: Sequence[int]) -> list[int]:
         return decoder.translate([source], options)[0][0].ids

@@ -87,10 +87,12 @@ def test_paired_timing_runs_naive_and_cached_on_each_sentence_in_turns() -> None
     assert summary["per_sentence_speedup_median"] <= summary["per_sentence_speedup_p90"]
 
 
-def test_paired_timing_needs_a_round() -> None:
+def test_paired_timing_needs_a_round_and_a_sentence() -> None:
     decoder, naive, sources = _tiny_decoder()
     with pytest.raises(ValueError, match="rounds must be positive"):
         measure.time_paired(naive, decoder, sources, SHORT, rounds=0)
+    with pytest.raises(ValueError, match="no sentences"):
+        measure.time_paired(naive, decoder, [], SHORT)
 
 
 def test_a_setting_timed_in_several_rounds_reports_their_mean() -> None:
