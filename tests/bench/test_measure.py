@@ -18,13 +18,20 @@ from tokenizers import EOS_ID
 SHORT = DecodeOptions(max_length_ratio=1.0, max_length_offset=3)
 
 
-def test_weight_bytes_per_step_counts_what_a_cached_step_reads() -> None:
+def _tiny_model(vocab_size: int, decoder_layers: int, seed: int) -> Seq2SeqTransformer:
     config = ModelConfig(
-        vocab_size=50, d_model=16, num_heads=2, d_ff=24, encoder_layers=1, decoder_layers=2,
-        dropout=0.0, max_length=32,
+        vocab_size=vocab_size, d_model=16, num_heads=2, d_ff=24, encoder_layers=1,
+        decoder_layers=decoder_layers, dropout=0.0, max_length=32,
     )  # fmt: skip
-    keras.utils.set_random_seed(3)
+    keras.utils.set_random_seed(seed)
     model = build_model(config)
+    assert isinstance(model, Seq2SeqTransformer)
+    return model
+
+
+def test_weight_bytes_per_step_counts_what_a_cached_step_reads() -> None:
+    model = _tiny_model(vocab_size=50, decoder_layers=2, seed=3)
+    config = model.model_config
     d, f, v = config.d_model, config.d_ff, config.vocab_size
     per_layer = (
         4 * (d * d + d)  # self-attention query, key, value and output, with biases
@@ -38,13 +45,7 @@ def test_weight_bytes_per_step_counts_what_a_cached_step_reads() -> None:
 
 
 def _tiny_decoder() -> tuple[Decoder, NaiveGreedy, list[list[int]]]:
-    config = ModelConfig(
-        vocab_size=40, d_model=16, num_heads=2, d_ff=24, encoder_layers=1, decoder_layers=1,
-        dropout=0.0, max_length=32,
-    )  # fmt: skip
-    keras.utils.set_random_seed(5)
-    model = build_model(config)
-    assert isinstance(model, Seq2SeqTransformer)
+    model = _tiny_model(vocab_size=40, decoder_layers=1, seed=5)
     rng = np.random.default_rng(5)
     sources = [rng.integers(EOS_ID + 1, 40, size=n).tolist() for n in (3, 9, 5)]
     return Decoder(model), NaiveGreedy(model, SHORT), sources
