@@ -49,6 +49,9 @@ def main(
         int,
         Opt(help="also time the naive loop and batch 1 in turns on this many sentences", min=0),
     ] = 0,
+    naive_rounds: Annotated[
+        int, Opt(help="times each of those sentences is timed on each side (averaged)", min=1)
+    ] = 1,
 ) -> None:
     """Time cached greedy decoding steps of an untrained model of a preset's shape."""
     setup_logging("INFO")
@@ -89,7 +92,7 @@ def main(
         result["batch1_weight_gb_per_s"] = round(weight_bytes / step_s / 1e9, 2)
     if naive_sentences:
         result["naive"] = _naive_against_batch1(
-            decoder, naive_sentences, source_length, options, rounds
+            decoder, naive_sentences, source_length, options, naive_rounds
         )
     typer.echo(_table(result))
     typer.echo(json.dumps(result, indent=2))
@@ -127,10 +130,11 @@ def _naive_against_batch1(
     decoder: Decoder, count: int, source_length: int, options: DecodeOptions, rounds: int
 ) -> dict[str, Any]:
     """The naive loop and cached greedy at batch 1 over the same sentences, timed sentence
-    by sentence in turns (`measure.time_paired`), each compiled first on another sentence."""
-    sources = _sources(decoder, count + 1, source_length, seed=0)
+    by sentence in turns, `rounds` times each, after both have traced or compiled their
+    graphs (`measure.time_paired`)."""
+    sources = _sources(decoder, count, source_length, seed=0)
     paired = measure.time_paired(
-        NaiveGreedy(decoder.model, options), decoder, sources[1:], options, rounds
+        NaiveGreedy(decoder.model, options), decoder, sources, options, rounds
     )
     log.info(
         "naive loop: %.1f tokens/s; cached batch 1: %.1f",

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from bench import measure
 from bench.decode import GREEDY_BATCHES, TARGETS, app
+from model.decoding import DecodeOptions
 
 
 @pytest.mark.slow
 def test_reports_every_setting_and_the_targets_from_one_run(
-    trained_root: Path, corpus_dir: Path, tmp_path: Path
+    trained_root: Path, corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    timed: list[tuple[int, int]] = []
+    time_cached = measure.time_cached
+
+    def spy(decoder: Any, sources: Any, batch: int, options: DecodeOptions, name: str) -> Any:
+        timed.append((batch, options.beam_size))
+        return time_cached(decoder, sources, batch, options, name)
+
+    monkeypatch.setattr(measure, "time_cached", spy)
     args = [
         "--artifact", str(trained_root / "translation" / "en-de"),
         "--source-file", str(corpus_dir / "val.en.gz"),
@@ -24,6 +35,9 @@ def test_reports_every_setting_and_the_targets_from_one_run(
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    # Two rounds, each setting once per round, in rotation.
+    one_round = [*((batch, 1) for batch in GREEDY_BATCHES), (32, 4)]
+    assert timed == one_round * 2
     report = json.loads((tmp_path / "decode.json").read_text())
     assert report["rounds"] == 2 and report["sentences"] == 40
     settings = [(run["setting"], run["batch"]) for run in report["runs"]]

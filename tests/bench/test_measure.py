@@ -81,11 +81,24 @@ def test_paired_timing_runs_naive_and_cached_on_each_sentence_in_turns() -> None
     assert len(paired.speedups) == len(sources) and all(s > 0 for s in paired.speedups)
     assert paired.tokens_per_s_ratio == pytest.approx(
         paired.naive.wall_s / paired.cached.wall_s
-    )  # same tokens on both sides: the ratio of the summed best times
+    )  # same tokens on both sides: the ratio of the summed times
     summary = paired.summary()
     assert summary["outputs_that_differ"] == 0 and summary["rounds"] == 2
     assert summary["per_sentence_speedup_p10"] <= summary["per_sentence_speedup_median"]
     assert summary["per_sentence_speedup_median"] <= summary["per_sentence_speedup_p90"]
+
+
+def test_paired_timing_compiles_every_shape_before_it_times() -> None:
+    model = _tiny_model(vocab_size=40, decoder_layers=1, seed=6)
+    decoder = Decoder(model, xla="on")
+    rng = np.random.default_rng(6)
+    # With </s>: 4, 10 and 5 positions, two source-length buckets of 8.
+    sources = [rng.integers(EOS_ID + 1, 40, size=n).tolist() for n in (3, 9, 4)]
+    paired = measure.time_paired(NaiveGreedy(model, SHORT), decoder, sources, SHORT)
+    assert paired.cached.compilations_warmup == 2  # one XLA loop per shape
+    assert paired.cached.compilations_timed == 0
+    assert paired.naive.compilations_timed == 0  # one graph for every prefix length
+    assert paired.naive.outputs == paired.cached.outputs
 
 
 def test_paired_timing_needs_a_round_and_a_sentence() -> None:
