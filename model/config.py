@@ -89,6 +89,10 @@ class TrainConfig(_JsonMixin):
     max_target_length: int = 128
     vocab_size: int = 8000
     tokenizer_model_type: str = "unigram"
+    # Characters outside the vocabulary become UTF-8 byte pieces instead of <unk>, so emoji
+    # and names in other scripts survive a round trip (costs 256 pieces: off for tiny vocabularies).
+    byte_fallback: bool = True
+    log_every: float = 60.0  # seconds between progress lines in a log file; 0 = none
     seed: int = 1234
     strategy: str = "default"
     mixed_precision: bool = False
@@ -120,7 +124,7 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         dict(d_model=32, num_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1,
              dropout=0.0, max_length=128),
         dict(batch_tokens=512, batch_size=32, epochs=3, warmup_steps=50, vocab_size=200,
-             early_stopping_patience=2, learning_rate_scale=2.0),
+             early_stopping_patience=2, learning_rate_scale=2.0, byte_fallback=False),
     ),
     "small": (
         dict(d_model=256, num_heads=4, d_ff=1024, encoder_layers=3, decoder_layers=3,

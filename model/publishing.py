@@ -96,6 +96,7 @@ def save_fitted(fitted: Fitted, corpus: Corpus, folder: Path) -> Path:
             "train_examples": corpus.train_size,
             "validation": corpus.validation,
             "test": corpus.test,
+            "validation_splits": corpus.validation_splits,
         },
     }
     (folder / FITTED_RECORD).write_text(json.dumps(record, ensure_ascii=False) + "\n")
@@ -130,6 +131,10 @@ def load_fitted(folder: Path) -> tuple[Fitted, Corpus]:
         target_language=c["target_language"],
         test=[tuple(pair) for pair in c["test"]] if c["test"] else None,
         train_examples=c["train_examples"],
+        validation_splits={
+            name: [tuple(pair) for pair in pairs]
+            for name, pairs in c.get("validation_splits", {}).items()
+        },
     )
     fitted = Fitted(
         model,
@@ -143,24 +148,42 @@ def load_fitted(folder: Path) -> tuple[Fitted, Corpus]:
 
 
 def evaluate_corpus(loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig) -> dict[str, Any]:
-    """Scores on the validation split, and on the test split when one was given."""
-    splits = {"validation": corpus.validation}
+    """Scores on the validation split, and on the test split when one was given.
+
+    A mixture is scored on each corpus' validation split (`validation:<name>`), and on their
+    concatenation (`validation`) from the same translations.
+    """
+    splits = dict(corpus.validation_splits) or {"validation": corpus.validation}
     if corpus.test:
         splits["test"] = corpus.test
     results: dict[str, Any] = {}
-    for split, examples in splits.items():
-        if loaded.config.task == "translation":
-            from model.decoding import DecodeOptions
-            from model.predictor import Translator
+    if loaded.config.task != "translation":
+        from model.predictor import Classifier
 
-            options = DecodeOptions(beam_size=train.beam_size, length_penalty=train.length_penalty)
-            results[split] = evaluate_translation(
-                Translator(loaded), [s for s, _ in examples], [t for _, t in examples], options
-            )
-        else:
-            from model.predictor import Classifier
-
+        for split, examples in splits.items():
             results[split] = evaluate_classifier(Classifier(loaded), examples)
+        return results
+    from model.decoding import DecodeOptions
+    from model.predictor import Translator
+
+    translator = Translator(loaded)
+    options = DecodeOptions(beam_size=train.beam_size, length_penalty=train.length_penalty)
+    pooled: tuple[list[str], list[str]] = ([], [])
+    for split, examples in splits.items():
+        references = [t for _, t in examples]
+        hypotheses: list[str] = []
+        scores = evaluate_translation(
+            translator, [s for s, _ in examples], references, options, collect=hypotheses
+        )
+        name = split if split in ("validation", "test") else f"validation:{split}"
+        results[name] = scores
+        if split in corpus.validation_splits:
+            pooled[0].extend(hypotheses)
+            pooled[1].extend(references)
+        log.info("%s: BLEU %s", name, scores["bleu"])
+    if corpus.validation_splits:
+        results["validation"] = translation_scores(*pooled)
+        results["validation"].update(beam_size=options.beam_size, length_penalty=options.length_penalty)
     return results
 
 
@@ -171,6 +194,7 @@ def evaluate_translation(
     options: Any,
     batch_size: int = 64,
     hypotheses_out: Path | None = None,
+    collect: list[str] | None = None,
 ) -> dict[str, Any]:
     """Corpus scores of translating `sources` (sorted by length into batches)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # less padding
@@ -180,10 +204,12 @@ def evaluate_translation(
         nbest = translator.translate([sources[i] for i in chunk], options)
         for i, hypotheses in zip(chunk, nbest, strict=True):
             outputs[i] = hypotheses[0].text
-    hypotheses = [outputs[i] for i in range(len(sources))]
+    ordered = [outputs[i] for i in range(len(sources))]
+    if collect is not None:  # the caller keeps the translations
+        collect.extend(ordered)
     if hypotheses_out is not None:
-        hypotheses_out.write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
-    scores = translation_scores(hypotheses, references)
+        hypotheses_out.write_text("\n".join(ordered) + "\n", encoding="utf-8")
+    scores = translation_scores(ordered, references)
     scores.update(beam_size=options.beam_size, length_penalty=options.length_penalty)
     return scores
 

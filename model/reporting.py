@@ -42,6 +42,48 @@ class TokensPerSecond(keras.callbacks.Callback):
         self._convert(logs)
 
 
+class ProgressLog(keras.callbacks.Callback):
+    """Every `seconds`, one log line: epoch, step, loss, target tokens/s and when the epoch
+    should end. Keras' own progress bar shows only on a terminal; this goes to the log file.
+
+    The epoch's share done comes from the step count when Keras knows it, else from the
+    target tokens seen against `epoch_tokens` (tf.data pipelines of unknown length).
+    Place it before TokensPerSecond, which replaces the `tokens` count it reads.
+    """
+
+    def __init__(self, seconds: float, epoch_tokens: int | None = None) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.epoch_tokens = epoch_tokens
+        self._start = self._last = time.perf_counter()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = self._last = time.perf_counter()
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
+        if self.seconds <= 0 or now - self._last < self.seconds:
+            return
+        self._last = now
+        logs = logs or {}
+        elapsed = now - self._start
+        tokens = float(logs.get("tokens", 0.0))
+        steps = (self.params or {}).get("steps")
+        done = (batch + 1) / steps if steps else tokens / self.epoch_tokens if self.epoch_tokens else 0
+        remaining = f", epoch ends in ~{elapsed * (1 - done) / done / 60:.1f} min" if done else ""
+        log.info(
+            "epoch %d step %d%s: loss %.4f, %.0f target tokens/s%s",
+            self._epoch,
+            batch + 1,
+            f"/{steps}" if steps else "",
+            float(logs.get("loss", float("nan"))),
+            tokens / elapsed,
+            remaining,
+        )
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training after the first epoch that ends past the wall-clock budget."""
 
@@ -49,6 +91,7 @@ class TimeBudget(keras.callbacks.Callback):
         super().__init__()
         self.seconds = minutes * 60
         self._start = time.perf_counter()
+        self.stopped_early = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
@@ -59,6 +102,7 @@ class TimeBudget(keras.callbacks.Callback):
                 "time budget of %.0f minutes reached after epoch %d", self.seconds / 60, epoch + 1
             )
             self.model.stop_training = True
+            self.stopped_early = epoch + 1 < self.params.get("epochs", epoch + 2)
 
 
 class EpochWeights(keras.callbacks.Callback):

@@ -89,6 +89,16 @@ def _hyper(
         float | None, Opt(help="stop after the epoch past this budget (pre-training excluded)")
     ] = None,
     seed: Annotated[int | None, Opt()] = None,
+    work_dir: Annotated[
+        Path | None,
+        Opt(
+            help="checkpoint folder (default <out>/.work/<task>/<name>); a run started again "
+            "with the same folder resumes from its last epoch"
+        ),
+    ] = None,
+    log_every: Annotated[
+        float | None, Opt(help="seconds between progress lines in the log (0: none)")
+    ] = None,
     strategy: Annotated[str | None, Opt(help="default | mirrored | multiworker")] = None,
 ) -> dict[str, Any]:
     return dict(locals())
@@ -120,13 +130,14 @@ def _run(
 ) -> None:
     from model.training import train
 
+    work_dir = hyper.pop("work_dir", None)
     model_config, train_config = _configs(task, preset_name, hyper)
     if normalizer:
         model_config = model_config.replace(normalizer=normalizer)
     if labels:
         model_config = model_config.replace(labels=labels)
     train_config = train_config.replace(mixed_precision=_resolve_precision(precision))
-    path = train(corpus, model_config, train_config, out)
+    path = train(corpus, model_config, train_config, out, work_dir=work_dir)
     typer.echo(str(path))
 
 
@@ -139,7 +150,12 @@ def translation(
     source: Annotated[str, Opt(help="source language code")] = "en",
     target: Annotated[str, Opt(help="target language code")] = "de",
     data_dir: Annotated[
-        Path | None, Opt(help="folder with train.<lang>[.gz], val.<lang>[.gz]")
+        Path | None,
+        Opt(help="folder with train.<lang>[.gz], val.<lang>[.gz]; with --recipe, its data root"),
+    ] = None,
+    recipe: Annotated[
+        Path | None,
+        Opt(help="TOML mixture of corpora with weights and validation splits (recipes/)"),
     ] = None,
     pairs: Annotated[
         Path | None, Opt(help="TSV pairs: source TAB target [TAB attribution]")
@@ -155,11 +171,28 @@ def translation(
     from model import data
     from model.training import Corpus
 
-    if (data_dir is None) == (pairs is None):
-        raise ValueError("give exactly one of --data-dir and --pairs")
+    if sum(x is not None for x in (recipe, pairs)) + (data_dir is not None and not recipe) != 1:
+        raise ValueError("give exactly one of --recipe, --data-dir and --pairs")
     sources: dict[str, Any] = {}
     test = None
-    if data_dir is not None:
+    splits: dict[str, list[tuple[str, str]]] = {}
+    if recipe is not None:
+        from model import mixture
+
+        specs, settings = mixture.read_recipe(recipe)
+        mixed = mixture.build(
+            specs,
+            data_dir or recipe.parent,
+            source,
+            target,
+            seed=hyper.get("seed") or 1234,
+            typed_share=float(settings.get("typed_share", 0.0)),
+        )
+        train_pairs, splits = mixed.train, mixed.validation
+        val_pairs = mixed.all_validation
+        sources = {"recipe": str(recipe), "recipe_text": recipe.read_text(), **settings}
+        sources["corpora"] = mixed.report
+    elif data_dir is not None:
         train_pairs = data.read_parallel(
             data.find_split(data_dir, "train", source), data.find_split(data_dir, "train", target)
         )
@@ -181,7 +214,16 @@ def translation(
         sources = {"pairs": str(pairs), "validation_fraction": validation_fraction}
     if max_train_lines:
         train_pairs = train_pairs[:max_train_lines]
-    corpus = Corpus(f"{source}-{target}", train_pairs, val_pairs, sources, source, target, test)
+    corpus = Corpus(
+        f"{source}-{target}",
+        train_pairs,
+        val_pairs,
+        sources,
+        source,
+        target,
+        test,
+        validation_splits=splits,
+    )
     _run("translation", corpus, preset, out, mixed_precision, None, None, hyper)
 
 

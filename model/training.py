@@ -34,6 +34,7 @@ from model.pretraining import pretrain_encoder
 from model.reporting import (
     EpochWeights,
     TimeBudget,
+    ProgressLog,
     TokensPerSecond,
     average_weights,
 )
@@ -59,6 +60,8 @@ class Corpus:
     test: list[tuple[str, str]] | None = None  # optional extra split to report
     train_examples: int | None = None  # when `train` is not kept (a saved fitted model)
     unlabeled: list[str] = field(default_factory=list)  # extra text for encoder pre-training
+    # A mixture's validation split per corpus; `validation` is then their concatenation.
+    validation_splits: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def train_size(self) -> int:
@@ -121,7 +124,10 @@ def _fit_tokenizer(texts: Sequence[str], train: TrainConfig, work: Path) -> Subw
     if path.exists():
         return SubwordTokenizer.load(path)
     tokenizer = train_tokenizer(
-        texts, vocab_size=train.vocab_size, model_type=train.tokenizer_model_type
+        texts,
+        vocab_size=train.vocab_size,
+        model_type=train.tokenizer_model_type,
+        byte_fallback=train.byte_fallback,
     )
     tokenizer.save(path)
     return tokenizer
@@ -171,7 +177,10 @@ def train(
     else:
         path = publishing.save_fitted(fitted, corpus, Path(out) / ".fitted" / task / corpus.name)
         log.info("fitted model saved; publish it with: python -m model.train publish %s", path)
-    shutil.rmtree(work, ignore_errors=True)
+    if fitted.selection.get("stopped_by_time_budget"):
+        log.info("stopped by the time budget: the same command with --work-dir %s resumes", work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return path
 
 
@@ -209,8 +218,11 @@ def fit(
     tokenizer = _fit_tokenizer(texts, train_config, work)  # training split only
     model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
 
+    epoch_tokens = None
     if task == "translation":
-        fit_data, val_data = _translation_data(tokenizer, train_set, val_set, train_config)
+        fit_data, val_data, epoch_tokens = _translation_data(
+            tokenizer, train_set, val_set, train_config
+        )
     else:
         fit_data, val_data = _classification_data(
             tokenizer, train_set, val_set, train_config, model_config
@@ -254,8 +266,11 @@ def fit(
     monitor, higher = ("val_loss", False) if task == "translation" else ("val_accuracy", True)
     epochs = EpochWeights(work / "epochs", monitor, higher)
     callbacks = [
+        ProgressLog(train_config.log_every, epoch_tokens),
         TokensPerSecond(),
-        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        # Kept after training: a run stopped by its time budget resumes from it when started
+        # again with the same work folder (`train` removes the folder once a run completes).
+        keras.callbacks.BackupAndRestore(str(work / "backup"), delete_checkpoint=False),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             mode="max" if higher else "min",
@@ -264,8 +279,9 @@ def fit(
         ),
         epochs,
     ]
-    if train_config.max_minutes > 0:
-        callbacks.append(TimeBudget(train_config.max_minutes))
+    budget = TimeBudget(train_config.max_minutes) if train_config.max_minutes > 0 else None
+    if budget is not None:
+        callbacks.append(budget)
     log.info("training %s/%s: %d parameters", task, corpus.name, model.count_params())
     history = model.fit(
         fit_data,
@@ -279,6 +295,8 @@ def fit(
     selection = _select_weights(model, epochs, train_config, val_data)
     if pretraining:
         selection["pretraining"] = pretraining
+    if budget is not None and budget.stopped_early:
+        selection["stopped_by_time_budget"] = True
     return Fitted(model, tokenizer, model_config, train_config, history_dict, selection)
 
 
@@ -328,7 +346,7 @@ def _translation_data(
     train_set: list[tuple[str, str]],
     val_set: list[tuple[str, str]],
     config: TrainConfig,
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, int]:
     train_ids = _encode_pairs(tokenizer, train_set, config, "train")
     val_ids = _encode_pairs(tokenizer, val_set, config, "validation")
     if not train_ids or not val_ids:
@@ -336,7 +354,12 @@ def _translation_data(
     longest = max(config.max_source_length, config.max_target_length)
     make = dict(batch_tokens=config.batch_tokens, seed=config.seed, max_length=longest)
     batches = data.translation_dataset if on_tensorflow() else data.padded_translation_batches
-    return batches(train_ids, shuffle=True, **make), batches(val_ids, shuffle=False, **make)
+    epoch_tokens = sum(len(t) + 1 for _, t in train_ids)
+    return (
+        batches(train_ids, shuffle=True, **make),
+        batches(val_ids, shuffle=False, **make),
+        epoch_tokens,
+    )
 
 
 def _classification_data(

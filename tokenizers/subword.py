@@ -96,14 +96,17 @@ def train_tokenizer(
     *,
     vocab_size: int,
     model_type: str = "unigram",
-    character_coverage: float = 1.0,
+    character_coverage: float | None = None,
+    byte_fallback: bool = False,
     seed_sentencepiece_size: int = 1_000_000,
     max_sentences: int = 2_000_000,
 ) -> SubwordTokenizer:
     """Trains on `sentences` (the training split only; the caller guarantees it).
 
     SentencePiece's trainer is deterministic for a fixed input order and a single
-    thread, so the same data gives the same vocabulary.
+    thread, so the same data gives the same vocabulary. With `byte_fallback`, characters
+    outside the vocabulary are spelled as UTF-8 byte pieces rather than mapped to <unk>, and
+    the rarest characters (past a 0.9995 coverage, unless given) are left to those bytes.
     """
     text = [s for s in sentences if s.strip()]
     if not text:
@@ -114,7 +117,8 @@ def train_tokenizer(
         model_writer=buffer,
         vocab_size=vocab_size,
         model_type=model_type,
-        character_coverage=character_coverage,
+        character_coverage=character_coverage or (0.9995 if byte_fallback else 1.0),
+        byte_fallback=byte_fallback,
         pad_id=PAD_ID,
         unk_id=UNK_ID,
         bos_id=BOS_ID,
