@@ -146,9 +146,7 @@ def typed(text: str) -> str:
 
 def clean(pairs: Sequence[Pair], exclude_sources: set[str]) -> tuple[list[Pair], dict[str, int]]:
     """Drops unusable pairs; returns the kept ones and a count per reason."""
-    counts = dict.fromkeys(
-        ("empty", "identical", "length_ratio", "duplicate", "in_validation"), 0
-    )
+    counts = dict.fromkeys(("empty", "identical", "length_ratio", "duplicate", "in_validation"), 0)
     seen: set[Pair] = set()
     kept = []
     for raw_source, raw_target in pairs:
@@ -174,7 +172,9 @@ def clean(pairs: Sequence[Pair], exclude_sources: set[str]) -> tuple[list[Pair],
     return kept, counts
 
 
-def carve(pairs: list[Pair], count: int, by_source: bool, seed: int) -> tuple[list[Pair], list[Pair]]:
+def carve(
+    pairs: list[Pair], count: int, by_source: bool, seed: int
+) -> tuple[list[Pair], list[Pair]]:
     """Holds out `count` distinct grouping sentences: every pair of a held-out sentence
     leaves training, and validation keeps one pair per sentence (one reference each)."""
     side = 0 if by_source else 1
@@ -215,11 +215,15 @@ def build(
     raw: dict[str, list[Pair]] = {}
     validation: dict[str, list[Pair]] = {}
     for spec in specs:
-        pairs = [p for f in spec.train for p in read_corpus_file(data_dir / f, spec, source, target)]
+        pairs = [
+            p for f in spec.train for p in read_corpus_file(data_dir / f, spec, source, target)
+        ]
         if spec.validation:
             # A given validation set is kept as published (empty pairs aside).
             held = read_corpus_file(data_dir / spec.validation, spec, source, target)
-            validation[spec.name] = [(s.strip(), t.strip()) for s, t in held if s.strip() and t.strip()]
+            validation[spec.name] = [
+                (s.strip(), t.strip()) for s, t in held if s.strip() and t.strip()
+            ]
         elif spec.holdout:
             by = spec.holdout_by or source
             if by not in (source, target):

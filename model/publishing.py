@@ -183,7 +183,9 @@ def evaluate_corpus(loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig) 
         log.info("%s: BLEU %s", name, scores["bleu"])
     if corpus.validation_splits:
         results["validation"] = translation_scores(*pooled)
-        results["validation"].update(beam_size=options.beam_size, length_penalty=options.length_penalty)
+        results["validation"].update(
+            beam_size=options.beam_size, length_penalty=options.length_penalty
+        )
     return results
 
 

@@ -71,7 +71,9 @@ class ProgressLog(keras.callbacks.Callback):
         elapsed = now - self._start
         tokens = float(logs.get("tokens", 0.0))
         steps = (self.params or {}).get("steps")
-        done = (batch + 1) / steps if steps else tokens / self.epoch_tokens if self.epoch_tokens else 0
+        done = (
+            (batch + 1) / steps if steps else tokens / self.epoch_tokens if self.epoch_tokens else 0
+        )
         remaining = f", epoch ends in ~{elapsed * (1 - done) / done / 60:.1f} min" if done else ""
         log.info(
             "epoch %d step %d%s: loss %.4f, %.0f target tokens/s%s",

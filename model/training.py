@@ -33,8 +33,8 @@ from model.objectives import (
 from model.pretraining import pretrain_encoder
 from model.reporting import (
     EpochWeights,
-    TimeBudget,
     ProgressLog,
+    TimeBudget,
     TokensPerSecond,
     average_weights,
 )
