@@ -135,11 +135,18 @@ def framework_versions() -> dict[str, str]:
     import sentencepiece
     import tensorflow as tf
 
-    return {
+    versions = {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "sentencepiece": sentencepiece.__version__,
     }
+    try:
+        import ctranslate2
+
+        versions["ctranslate2"] = ctranslate2.__version__
+    except ImportError:  # the engine is optional for classifiers
+        pass
+    return versions
 
 
 class publish:

@@ -81,6 +81,10 @@ class TrainConfig(_JsonMixin):
     batch_tokens: int = 4096  # translation batches are sized in target tokens
     batch_size: int = 64  # classifier batches are sized in examples
     epochs: int = 30
+    # Updates per epoch (checkpoint, validation, early stopping); 0 = one pass over the data.
+    # A large corpus on a CPU takes hours a pass: shorter epochs checkpoint more often, and
+    # each draws its batches afresh from the whole corpus.
+    epoch_steps: int = 0
     warmup_steps: int = 4000
     learning_rate_scale: float = 1.0  # multiplies d_model^-0.5 * min(...) of the schedule
     label_smoothing: float = 0.1

@@ -55,12 +55,18 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> LoadedArtifact:
 
 
 class Translator:
-    """Translates text with a Seq2SeqTransformer and its joint tokenizer."""
+    """Translates text with a Seq2SeqTransformer and its joint tokenizer.
+
+    `decoder` is what turns source ids into n-best hypotheses: the CTranslate2 engine
+    (model.engine.Engine) in the service, or, by default, the Keras reference decoder.
+    Attention maps always come from the Keras model (one teacher-forced pass).
+    """
 
     def __init__(
         self,
         loaded: LoadedArtifact,
         *,
+        decoder: Any = None,
         xla: XlaMode = "off",
         on_compile: Callable[[str], None] | None = None,
     ) -> None:
@@ -70,7 +76,7 @@ class Translator:
         self.tokenizer = loaded.tokenizer
         self.manifest = loaded.manifest
         self.config = loaded.config
-        self.decoder = Decoder(self.model, xla=xla, on_compile=on_compile)
+        self.decoder = decoder or Decoder(self.model, xla=xla, on_compile=on_compile)
 
     @property
     def source(self) -> str:

@@ -43,12 +43,28 @@ def publish_fitted(
     if beam_size is not None:
         train_config = train_config.replace(beam_size=beam_size)
     loaded = LoadedArtifact(fitted.model, fitted.tokenizer, {}, fitted.model_config)
-    metrics = evaluate_corpus(loaded, corpus, train_config)
-    log.info("validation metrics: %s", json.dumps(metrics))
     publication = artifacts.publish(out, fitted.model_config.task, corpus.name)
     with publication as staging:
         _save_inference_weights(fitted, staging / artifacts.WEIGHTS)
         fitted.tokenizer.save(staging / artifacts.TOKENIZER)
+        engine_check, decoder = None, None
+        if fitted.model_config.task == "translation":
+            # Exported and checked first: the validation splits are then scored through
+            # the engine (as served, and minutes faster than the reference decoder).
+            from model import engine
+
+            engine_check = export_engine(
+                loaded, staging, corpus.validation, beam_size=train_config.beam_size
+            )
+            decoder = engine.Engine(
+                staging / engine.EXPORT_DIR,
+                fitted.tokenizer,
+                engine.EngineOptions(compute_type="float32", intra_threads=2),
+            )
+        metrics = evaluate_corpus(loaded, corpus, train_config, decoder=decoder)
+        log.info("validation metrics: %s", json.dumps(metrics))
+        if decoder is not None:
+            decoder.close()
         (staging / artifacts.METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         title = f"{fitted.model_config.task}/{corpus.name}"
         plot_curves(fitted.history, staging / "curves.png", title)
@@ -69,6 +85,8 @@ def publish_fitted(
             "history": fitted.history,
             "parameters": int(fitted.model.count_params()),
         }
+        if engine_check is not None:
+            manifest["engine"] = engine_check
         if corpus.source_language:
             manifest.update(
                 source_language=corpus.source_language, target_language=corpus.target_language
@@ -76,6 +94,45 @@ def publish_fitted(
         (staging / artifacts.MANIFEST).write_text(json.dumps(manifest, indent=2))
     assert publication.path is not None
     return publication.path
+
+
+ENGINE_CHECK_SENTENCES = 200
+ENGINE_MIN_IDENTICAL = 0.98  # float rounding may flip a near-tie, nothing more
+
+
+def export_engine(
+    loaded: LoadedArtifact,
+    folder: Path,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    beam_size: int,
+    dtype: str = "float32",
+) -> dict[str, Any]:
+    """Exports the model to CTranslate2 inside `folder` and checks the export against the
+    Keras reference on up to ENGINE_CHECK_SENTENCES validation pairs (spread over them);
+    fails when fewer than ENGINE_MIN_IDENTICAL of the greedy outputs are identical."""
+    from model import engine
+    from model.predictor import Translator
+
+    step = max(1, len(pairs) // ENGINE_CHECK_SENTENCES)
+    sample = list(pairs)[::step][:ENGINE_CHECK_SENTENCES]
+    export = engine.export(loaded.model, loaded.tokenizer, folder / engine.EXPORT_DIR, dtype)
+    check = engine.verify_export(
+        Translator(loaded).decoder,
+        loaded.tokenizer,
+        export,
+        [s for s, _ in sample],
+        [t for _, t in sample],
+        beam_size=max(beam_size, 4),
+    )
+    check["weights_dtype"] = dtype
+    log.info("engine export check: %s", json.dumps(check))
+    if check["identical_greedy"] < ENGINE_MIN_IDENTICAL * check["sentences"]:
+        raise engine.ExportError(
+            f"the export differs from the model: {check['identical_greedy']} of "
+            f"{check['sentences']} greedy outputs identical"
+        )
+    return check
 
 
 def save_fitted(fitted: Fitted, corpus: Corpus, folder: Path) -> Path:
@@ -147,7 +204,9 @@ def load_fitted(folder: Path) -> tuple[Fitted, Corpus]:
     return fitted, corpus
 
 
-def evaluate_corpus(loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig) -> dict[str, Any]:
+def evaluate_corpus(
+    loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig, decoder: Any = None
+) -> dict[str, Any]:
     """Scores on the validation split, and on the test split when one was given.
 
     A mixture is scored on each corpus' validation split (`validation:<name>`), and on their
@@ -166,8 +225,13 @@ def evaluate_corpus(loaded: LoadedArtifact, corpus: Corpus, train: TrainConfig) 
     from model.decoding import DecodeOptions
     from model.predictor import Translator
 
-    translator = Translator(loaded)
-    options = DecodeOptions(beam_size=train.beam_size, length_penalty=train.length_penalty)
+    translator = Translator(loaded, decoder=decoder)
+    penalty = train.length_penalty
+    if decoder is not None:
+        from model.engine import ENGINE_LENGTH_PENALTY
+
+        penalty = ENGINE_LENGTH_PENALTY
+    options = DecodeOptions(beam_size=train.beam_size, length_penalty=penalty)
     pooled: tuple[list[str], list[str]] = ([], [])
     for split, examples in splits.items():
         references = [t for _, t in examples]

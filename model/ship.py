@@ -2,7 +2,9 @@
 
 Copies the version into the release tree as its next version, optionally with float16
 weights (half the size; loaded back into float32 variables), and writes MODEL_CARD.md
-from the manifest. The copy gets its own manifest and checksums, like any artifact.
+from the manifest. A translation model gets its CTranslate2 export made from the weights
+as shipped, checked against the Keras reference on the validation pairs given
+(`--check-source/--check-target`). The copy gets its own manifest and checksums.
 """
 
 from __future__ import annotations
@@ -101,6 +103,27 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _export(
+    staging: Path, manifest: dict[str, Any], pairs: list[tuple[str, str]], half: bool
+) -> dict[str, Any]:
+    """The CTranslate2 export of the weights as shipped (float16 ones stay float16: the
+    export holds exactly the values the Keras model computes with)."""
+    from model.config import ModelConfig
+    from model.predictor import LoadedArtifact
+    from model.publishing import export_engine
+    from model.transformer import build_model
+    from tokenizers import SubwordTokenizer
+
+    config = ModelConfig.from_dict(manifest["model_config"])
+    model = build_model(config)
+    model.load_weights(staging / artifacts.WEIGHTS)
+    tokenizer = SubwordTokenizer.load(staging / artifacts.TOKENIZER)
+    loaded = LoadedArtifact(model, tokenizer, manifest, config)
+    beam = int(manifest["train_config"].get("beam_size", 4))
+    dtype = "float16" if half else "float32"
+    return export_engine(loaded, staging, pairs, beam_size=beam, dtype=dtype)
+
+
 @app.command()
 @user_errors
 def main(
@@ -108,21 +131,36 @@ def main(
     to: Annotated[Path, typer.Option(help="release artifacts root")] = Path("artifacts"),
     half: Annotated[bool, typer.Option(help="store float16 weights")] = True,
     notes: Annotated[str, typer.Option(help="extra text for the model card")] = "",
+    check_source: Annotated[
+        Path | None, typer.Option(help="translation: validation sources the export is checked on")
+    ] = None,
+    check_target: Annotated[
+        Path | None, typer.Option(help="translation: their references (line-aligned)")
+    ] = None,
 ) -> None:
     """Copy a verified version into the release tree, with a model card."""
     setup_logging()
     manifest = artifacts.verify(version_dir)
+    check_pairs = None
+    if manifest["task"] == "translation":
+        if check_source is None or check_target is None:
+            raise ValueError("a translation model needs --check-source and --check-target")
+        from model.data import read_parallel
+
+        check_pairs = read_parallel(check_source, check_target)
     publication = artifacts.publish(to, manifest["task"], manifest["name"])
     with publication as staging:
         for name in manifest["files"]:
             if name == artifacts.WEIGHTS and half:
                 half_precision_copy(version_dir / name, staging / name)
-            elif name != "MODEL_CARD.md":
+            elif name != "MODEL_CARD.md" and not name.startswith("ctranslate2/"):
                 shutil.copy2(version_dir / name, staging / name)
         shipped = {k: v for k, v in manifest.items() if k not in ("files", "version")}
         shipped.update(
             weights_dtype="float16" if half else "float32", shipped_from=str(version_dir)
         )
+        if check_pairs is not None:
+            shipped["engine"] = _export(staging, shipped, check_pairs, half)
         (staging / artifacts.MANIFEST).write_text(json.dumps(shipped, indent=2))
         (staging / "MODEL_CARD.md").write_text(model_card(shipped, notes))
     assert publication.path is not None

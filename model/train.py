@@ -65,6 +65,9 @@ def _hyper(
     dropout: Annotated[float | None, Opt()] = None,
     attention_dropout: Annotated[float | None, Opt()] = None,
     epochs: Annotated[int | None, Opt()] = None,
+    epoch_steps: Annotated[
+        int | None, Opt(help="updates per epoch (checkpoint and validation); 0: a full pass")
+    ] = None,
     batch_tokens: Annotated[int | None, Opt(help="translation batch size in tokens")] = None,
     batch_size: Annotated[int | None, Opt(help="classifier batch size in examples")] = None,
     warmup_steps: Annotated[int | None, Opt()] = None,
@@ -168,6 +171,25 @@ def translation(
 ) -> None:
     """Train a sequence-to-sequence Transformer on parallel text."""
     setup_logging()
+    corpus = _translation_corpus(
+        source, target, data_dir, recipe, pairs, validation_fraction, max_train_lines,
+        test_split, hyper.get("seed") or 1234,
+    )  # fmt: skip
+    _run("translation", corpus, preset, out, mixed_precision, None, None, hyper)
+
+
+def _translation_corpus(
+    source: str,
+    target: str,
+    data_dir: Path | None,
+    recipe: Path | None,
+    pairs: Path | None,
+    validation_fraction: float,
+    max_train_lines: int | None,
+    test_split: str | None,
+    seed: int,
+) -> Any:
+    """The Corpus of `translation`'s flags (its lists are the only references left)."""
     from model import data
     from model.training import Corpus
 
@@ -185,7 +207,7 @@ def translation(
             data_dir or recipe.parent,
             source,
             target,
-            seed=hyper.get("seed") or 1234,
+            seed=seed,
             typed_share=float(settings.get("typed_share", 0.0)),
         )
         train_pairs, splits = mixed.train, mixed.validation
@@ -208,13 +230,13 @@ def translation(
     else:
         assert pairs is not None
         all_pairs = data.read_pairs_tsv(pairs)
-        random.Random(hyper.get("seed") or 1234).shuffle(all_pairs)
+        random.Random(seed).shuffle(all_pairs)
         held = max(1, int(len(all_pairs) * validation_fraction))
         train_pairs, val_pairs = all_pairs[held:], all_pairs[:held]
         sources = {"pairs": str(pairs), "validation_fraction": validation_fraction}
     if max_train_lines:
         train_pairs = train_pairs[:max_train_lines]
-    corpus = Corpus(
+    return Corpus(
         f"{source}-{target}",
         train_pairs,
         val_pairs,
@@ -224,7 +246,6 @@ def translation(
         test,
         validation_splits=splits,
     )
-    _run("translation", corpus, preset, out, mixed_precision, None, None, hyper)
 
 
 def _labels_for(examples: list[tuple[str, str]]) -> tuple[tuple[str, ...], list[tuple[str, str]]]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from model import data, publishing
+from model.batches import TranslationBatches, encode_pairs
 from model.config import ModelConfig, TrainConfig
 from model.objectives import (
     MaskedAccuracy,
@@ -133,28 +134,6 @@ def _fit_tokenizer(texts: Sequence[str], train: TrainConfig, work: Path) -> Subw
     return tokenizer
 
 
-def _encode_pairs(
-    tokenizer: SubwordTokenizer, pairs: Sequence[tuple[str, str]], train: TrainConfig, what: str
-) -> list[tuple[list[int], list[int]]]:
-    sources = tokenizer.encode_batch([s for s, _ in pairs])
-    targets = tokenizer.encode_batch([t for _, t in pairs])
-    kept = [
-        (s, t)
-        for s, t in zip(sources, targets, strict=True)
-        if len(s) + 1 <= train.max_source_length and len(t) + 1 <= train.max_target_length
-    ]
-    if len(kept) < len(pairs):
-        log.warning(
-            "%s: dropped %d of %d pairs longer than %d/%d tokens",
-            what,
-            len(pairs) - len(kept),
-            len(pairs),
-            train.max_source_length,
-            train.max_target_length,
-        )
-    return kept
-
-
 def train(
     corpus: Corpus,
     model_config: ModelConfig,
@@ -170,6 +149,8 @@ def train(
     <out>/.fitted/<task>/<name>/, and that folder is returned.
     """
     task = model_config.task
+    # A work folder the caller names is theirs: kept, so that the same command with more
+    # epochs goes on from the last one. The default one goes once the model is published.
     work = Path(work_dir) if work_dir else Path(out) / ".work" / task / corpus.name
     fitted = fit(corpus, model_config, train_config, work, verbose=verbose)
     if on_tensorflow():
@@ -177,8 +158,8 @@ def train(
     else:
         path = publishing.save_fitted(fitted, corpus, Path(out) / ".fitted" / task / corpus.name)
         log.info("fitted model saved; publish it with: python -m model.train publish %s", path)
-    if fitted.selection.get("stopped_by_time_budget"):
-        log.info("stopped by the time budget: the same command with --work-dir %s resumes", work)
+    if fitted.selection.get("stopped_by_time_budget") or work_dir is not None:
+        log.info("the same command with --work-dir %s (and more --epochs) goes on", work)
     else:
         shutil.rmtree(work, ignore_errors=True)
     return path
@@ -212,6 +193,9 @@ def fit(
         for a, b in corpus.validation
     ]
     if task == "translation":
+        # From here on the normalized copy and then the compact token arrays stand for the
+        # training text: the corpus drops its own list, so no per-pair object outlives encoding.
+        corpus.train_examples, corpus.train = len(corpus.train), []
         texts = [s for s, _ in train_set] + [t for _, t in train_set]
     else:
         texts = [s for s, _ in train_set]
@@ -219,17 +203,16 @@ def fit(
     model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
 
     epoch_tokens = None
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     if task == "translation":
         fit_data, val_data, epoch_tokens = _translation_data(
-            tokenizer, train_set, val_set, train_config
+            tokenizer, train_set, val_set, train_config, replicas
         )
+        del train_set, texts  # the compact arrays hold what training needs
     else:
         fit_data, val_data = _classification_data(
             tokenizer, train_set, val_set, train_config, model_config
         )
-
-    if strategy is not None:
-        replicas = strategy.num_replicas_in_sync
         fit_data, val_data = _divisible(fit_data, replicas), _divisible(val_data, replicas)
     if train_config.mixed_precision:
         # bfloat16 needs no loss scaling; TensorFlow's GPU kernels are fastest in float16.
@@ -240,7 +223,6 @@ def fit(
         model = build_model(model_config)
         if train_config.pretrain_epochs > 0:
             texts = [text for text, _ in train_set] + [normalize(t, norm) for t in corpus.unlabeled]
-            replicas = strategy.num_replicas_in_sync if strategy is not None else 1
             mlm, pretraining = pretrain_encoder(
                 texts,
                 tokenizer,
@@ -287,6 +269,7 @@ def fit(
         fit_data,
         validation_data=val_data,
         epochs=train_config.epochs,
+        steps_per_epoch=train_config.epoch_steps or None,
         callbacks=callbacks,
         verbose=verbose,
     )
@@ -343,23 +326,50 @@ def _select_weights(
 
 def _translation_data(
     tokenizer: SubwordTokenizer,
-    train_set: list[tuple[str, str]],
-    val_set: list[tuple[str, str]],
+    train_set: Sequence[tuple[str, str]],
+    val_set: Sequence[tuple[str, str]],
     config: TrainConfig,
-) -> tuple[Any, Any, int]:
-    train_ids = _encode_pairs(tokenizer, train_set, config, "train")
-    val_ids = _encode_pairs(tokenizer, val_set, config, "validation")
-    if not train_ids or not val_ids:
-        raise data.DataError("no sentence pairs left after the length filter")
+    replicas: int,
+) -> tuple[TranslationBatches, TranslationBatches, int]:
+    def keep(source_len: int, target_len: int) -> bool:
+        return (
+            source_len + 1 <= config.max_source_length
+            and target_len + 1 <= config.max_target_length
+        )
+
     longest = max(config.max_source_length, config.max_target_length)
-    make = dict(batch_tokens=config.batch_tokens, seed=config.seed, max_length=longest)
-    batches = data.translation_dataset if on_tensorflow() else data.padded_translation_batches
-    epoch_tokens = sum(len(t) + 1 for _, t in train_ids)
-    return (
-        batches(train_ids, shuffle=True, **make),
-        batches(val_ids, shuffle=False, **make),
-        epoch_tokens,
-    )
+    made = []
+    for what, pairs in (("train", train_set), ("validation", val_set)):
+        sources, targets, dropped = encode_pairs(pairs, tokenizer.encode_batch, keep)
+        if dropped:
+            log.warning(
+                "%s: dropped %d of %d pairs longer than %d/%d tokens",
+                what,
+                dropped,
+                len(pairs),
+                config.max_source_length,
+                config.max_target_length,
+            )
+        if not len(sources):
+            raise data.DataError(f"no {what} sentence pairs left after the length filter")
+        log.info(
+            "%s: %d pairs, %.1f MB of token arrays",
+            what,
+            len(sources),
+            sources.nbytes / 1e6 + targets.nbytes / 1e6,
+        )
+        made.append(
+            TranslationBatches(
+                sources,
+                targets,
+                batch_tokens=config.batch_tokens,
+                max_length=longest + 1,
+                shuffle=what == "train",
+                seed=config.seed,
+                multiple_of=replicas,
+            )
+        )
+    return made[0], made[1], made[0].target_tokens
 
 
 def _classification_data(
