@@ -54,6 +54,7 @@ class Batcher(Generic[T, R]):
         max_batch_size: int,
         max_wait_seconds: float,
         max_queue_size: int,
+        concurrency: int = 1,
     ) -> None:
         self.name = name
         self._run = run
@@ -64,8 +65,13 @@ class Batcher(Generic[T, R]):
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        # One thread per model: batches run one after another, off the event loop.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
+        # Batches run off the event loop, `concurrency` at a time (an engine with several
+        # inter-op threads decodes that many batches at once; one for the Keras models).
+        self._executor = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix=f"model-{name}"
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def queue_depth(self) -> int:
@@ -111,6 +117,8 @@ class Batcher(Generic[T, R]):
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        if self._running:
+            await asyncio.gather(*self._running)
         self._executor.shutdown(wait=True)
 
     async def _loop(self) -> None:
@@ -136,10 +144,19 @@ class Batcher(Generic[T, R]):
             self._wakeup.clear()
             await self._wakeup.wait()
         await self._gather_more()
+        await self._slots.acquire()  # a free model thread, else wait (items keep queueing)
         batch = self._take_batch()
-        if batch:
-            await self._execute(batch)
+        if not batch:
+            self._slots.release()
+            return False
+        task = asyncio.create_task(self._execute(batch))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
         return False
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
 
     async def _gather_more(self) -> None:
         """Waits until the oldest item has waited max_wait, or a batch is full."""

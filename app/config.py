@@ -21,10 +21,29 @@ class Settings(BaseSettings):
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="0 disables polling for versions")
     device: Literal["auto", "cpu", "gpu"] = "auto"
+    translation_engine: Literal["ctranslate2", "keras"] = Field(
+        "ctranslate2",
+        description="ctranslate2: the export inside each translation version (the Keras "
+        "decoder serves a version without one); keras: the reference decoder",
+    )
+    engine_compute_type: Literal[
+        "auto", "int8", "int8_float32", "float32", "float16", "int8_float16", "bfloat16"
+    ] = Field(
+        "auto",
+        description="auto: int8 on a CPU (int8_float16 on a GPU) when the version's export "
+        "check found it within 0.3 BLEU of float32, else float32 (float16 on a GPU)",
+    )
+    engine_inter_threads: int | None = Field(
+        None, ge=1, le=64, description="batches decoded at once per model; unset: 2 on a CPU"
+    )
+    engine_intra_threads: int = Field(
+        1, ge=1, le=64, description="threads per batch (int8 with more than 1 runs slower)"
+    )
     xla: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="decoding with XLA: auto = each batch shape compiled in the background "
-        "and served uncompiled until then; on = compiled before its first batch runs; off",
+        description="TRANSLATION_ENGINE=keras: decoding with XLA: auto = each batch shape "
+        "compiled in the background and served uncompiled until then; on = compiled before "
+        "its first batch runs; off",
     )
 
     # Batching

@@ -80,6 +80,7 @@ async def translate(
         "num_return": options.num_return,
         "max_length": options.max_length,
         "length_penalty": options.length_penalty,
+        "engine": getattr(served.predictor, "engine", "keras"),
     }
     return await cached_run(
         served,

@@ -146,11 +146,19 @@ class ModelRegistry:
         loaded = load_artifact(ref.path, verify=True)
         key = ref.key
         predictor: Any
+        concurrency = 1
         if loaded.config.task == "translation":
+            engine = self._engine(ref, loaded)
             predictor = Translator(
                 loaded,
+                decoder=engine,
                 xla=self.xla,
                 on_compile=lambda kind: metrics.COMPILATIONS.labels(key).inc(),
+            )
+            if engine is not None:
+                concurrency = engine.options.inter_threads
+            log.info(
+                "%s version %d decodes with %s", key, ref.version, predictor.engine_description
             )
             run = self._translation_runner(predictor, key)
         else:
@@ -164,6 +172,7 @@ class ModelRegistry:
             max_batch_size=s.batch_size_for(self.device),
             max_wait_seconds=s.max_batch_wait_ms / 1000,
             max_queue_size=s.max_queue_size,
+            concurrency=concurrency,
         )
         seconds = time.perf_counter() - started
         log.info("loaded %s version %d in %.1fs", key, ref.version, seconds)
@@ -177,6 +186,31 @@ class ModelRegistry:
             loaded.manifest,
             round(seconds, 3),
         )
+
+    def _engine(self, ref: artifacts.ArtifactRef, loaded: Any) -> Any:
+        """The CTranslate2 engine over the version's export, or None for the Keras
+        decoder (TRANSLATION_ENGINE=keras, or a version exported before the engine)."""
+        from model import engine
+
+        folder = ref.path / engine.EXPORT_DIR
+        if self.settings.translation_engine != "ctranslate2":
+            return None
+        if not folder.is_dir():
+            log.warning("%s version %d has no engine export: the Keras decoder serves it",
+                        ref.key, ref.version)  # fmt: skip
+            return None
+        device = "cuda" if self.device == "gpu" else "cpu"
+        s = self.settings
+        compute = s.engine_compute_type
+        if compute == "auto":
+            compute = engine.choose_compute_type(loaded.manifest.get("engine", {}), device)
+        options = engine.EngineOptions(
+            device=device,
+            compute_type=compute,
+            inter_threads=s.engine_inter_threads or (1 if device == "cuda" else 2),
+            intra_threads=s.engine_intra_threads,
+        )
+        return engine.Engine(folder, loaded.tokenizer, options)
 
     def _warm_up(self, predictor: Any, task: str) -> None:
         """Compiles the graphs requests will use, before readiness says yes."""

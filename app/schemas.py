@@ -155,6 +155,9 @@ class ModelInfo(BaseModel):
     load_seconds: float
     metrics: dict[str, object]
     path: str
+    engine: str | None = Field(
+        None, description="translation: what decodes it, e.g. ctranslate2/int8 on cpu"
+    )
 
 
 class Health(BaseModel):

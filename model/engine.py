@@ -194,6 +194,12 @@ class Engine:
         self.vocabulary = [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size)]
         self.index = {piece: i for i, piece in enumerate(self.vocabulary)}
         self.compute_type = self.translator.compute_type
+        self.length_penalty = ENGINE_LENGTH_PENALTY
+        self.name = f"ctranslate2/{self.compute_type}"  # what the outputs depend on
+        self.description = (
+            f"{self.name} on {options.device}, {options.inter_threads} batches at once, "
+            f"{options.intra_threads} thread(s) each"
+        )
         # The position table's length bounds sources (with </s>) and outputs (after <s>).
         self.positions = _positions(folder)
 
@@ -316,7 +322,9 @@ def choose_compute_type(manifest_engine: dict[str, Any], device: str) -> str:
     float32 (float32 otherwise); int8_float16 on a GPU under the same rule, else float16."""
     bleu = manifest_engine.get("bleu", {})
     int8_ok = (
-        "int8" in bleu and "float32" in bleu and bleu["float32"] - bleu["int8"] <= INT8_MAX_BLEU_DROP
+        "int8" in bleu
+        and "float32" in bleu
+        and bleu["float32"] - bleu["int8"] <= INT8_MAX_BLEU_DROP
     )
     if device == "cuda":
         return "int8_float16" if int8_ok else "float16"

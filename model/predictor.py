@@ -77,6 +77,10 @@ class Translator:
         self.manifest = loaded.manifest
         self.config = loaded.config
         self.decoder = decoder or Decoder(self.model, xla=xla, on_compile=on_compile)
+        # Each decoder normalizes beam scores its own way (see model.engine).
+        self.length_penalty = getattr(self.decoder, "length_penalty", DecodeOptions.length_penalty)
+        self.engine = getattr(self.decoder, "name", "keras")
+        self.engine_description = getattr(self.decoder, "description", "keras reference decoder")
 
     @property
     def source(self) -> str:

@@ -57,6 +57,7 @@ async def models(registry: RegistryDep) -> list[ModelInfo]:
             load_seconds=m.load_seconds,
             metrics=m.manifest.get("metrics", {}),
             path=m.path,
+            engine=getattr(m.predictor, "engine_description", None),
         )
         for m in sorted(registry.models.values(), key=lambda m: m.key)
     ]

@@ -113,6 +113,7 @@ async def translate(
     options = DecodeOptions(
         beam_size=beam,
         num_return=body.alternatives + 1,
+        length_penalty=served.predictor.length_penalty,
         max_length=min(body.max_length or settings.max_output_tokens, settings.max_output_tokens),
     )
     results = await inference.translate(
