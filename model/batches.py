@@ -170,3 +170,23 @@ class TranslationBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         if self.shuffle:
             self._plan()
+
+
+def as_tf_dataset(batches: TranslationBatches, *, repeat: bool) -> Any:
+    """The batches as a tf.data pipeline with their real signature, every dimension free
+    (Keras would infer one from the first batches it peeks at, and refuse another length
+    later). With `repeat`, an endless stream that redraws the order after every pass:
+    epochs of `steps_per_epoch` updates then draw from the whole corpus in turn."""
+    import tensorflow as tf
+
+    ids = tf.TensorSpec([None, None], tf.int32)
+
+    def generate() -> Any:
+        while True:
+            for index in range(len(batches)):
+                yield batches[index]
+            batches.on_epoch_end()
+            if not repeat:
+                return
+
+    return tf.data.Dataset.from_generator(generate, output_signature=((ids, ids), ids)).prefetch(2)

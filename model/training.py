@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from model import data, publishing
-from model.batches import TranslationBatches, encode_pairs
+from model.batches import TranslationBatches, as_tf_dataset, encode_pairs
 from model.config import ModelConfig, TrainConfig
 from model.objectives import (
     MaskedAccuracy,
@@ -202,10 +202,10 @@ def fit(
     tokenizer = _fit_tokenizer(texts, train_config, work)  # training split only
     model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
 
-    epoch_tokens = None
+    epoch_tokens, steps = None, train_config.epoch_steps or None
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     if task == "translation":
-        fit_data, val_data, epoch_tokens = _translation_data(
+        fit_data, val_data, epoch_tokens, steps = _translation_data(
             tokenizer, train_set, val_set, train_config, replicas
         )
         del train_set, texts  # the compact arrays hold what training needs
@@ -269,7 +269,7 @@ def fit(
         fit_data,
         validation_data=val_data,
         epochs=train_config.epochs,
-        steps_per_epoch=train_config.epoch_steps or None,
+        steps_per_epoch=steps,
         callbacks=callbacks,
         verbose=verbose,
     )
@@ -330,7 +330,10 @@ def _translation_data(
     val_set: Sequence[tuple[str, str]],
     config: TrainConfig,
     replicas: int,
-) -> tuple[TranslationBatches, TranslationBatches, int]:
+) -> tuple[Any, Any, int, int]:
+    """Training and validation batches, the target tokens of a full pass, the updates of
+    an epoch."""
+
     def keep(source_len: int, target_len: int) -> bool:
         return (
             source_len + 1 <= config.max_source_length
@@ -369,7 +372,12 @@ def _translation_data(
                 multiple_of=replicas,
             )
         )
-    return made[0], made[1], made[0].target_tokens
+    train_batches, val_batches = made
+    steps = config.epoch_steps or len(train_batches)
+    if not on_tensorflow():  # compiled backends take the batches as they are
+        return train_batches, val_batches, train_batches.target_tokens, steps
+    fit_data = as_tf_dataset(train_batches, repeat=True)
+    return fit_data, as_tf_dataset(val_batches, repeat=False), train_batches.target_tokens, steps
 
 
 def _classification_data(

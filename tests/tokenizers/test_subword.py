@@ -143,3 +143,30 @@ def test_a_tokenizer_with_other_special_ids_is_refused() -> None:
     )  # SentencePiece's defaults: unk=0, bos=1, eos=2, no padding
     with pytest.raises(ValueError, match="special ids"):
         SubwordTokenizer(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def byte_tokenizer() -> SubwordTokenizer:
+    return train_tokenizer(corpus(), vocab_size=400, byte_fallback=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a man runs 😀 on the street 🚲",  # emoji
+        "Dvořák und Łódź, Ærøskøbing, Þórshöfn",  # letters the corpus never had
+        "東京 and Москва and القاهرة and 서울",  # names in other scripts
+        "ᚠᛇᚻ runes, ᏣᎳᎩ Cherokee, ∑ sum",
+    ],
+)
+def test_byte_fallback_round_trips_any_character(
+    byte_tokenizer: SubwordTokenizer, text: str
+) -> None:
+    # (SentencePiece's NFKC normalization applies first: text here is already NFKC.)
+    ids = byte_tokenizer.encode(text)
+    assert UNK_ID not in ids
+    assert byte_tokenizer.decode(ids) == text
+
+
+def test_without_byte_fallback_unseen_characters_become_unk(tokenizer: SubwordTokenizer) -> None:
+    assert UNK_ID in tokenizer.encode("東京")
