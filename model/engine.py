@@ -143,20 +143,25 @@ def build_spec(model: Seq2SeqTransformer, vocabulary: Sequence[str], dtype: str)
 
 
 def export(
-    model: Seq2SeqTransformer, tokenizer: SubwordTokenizer, folder: Path, dtype: str = "float32"
+    model: Seq2SeqTransformer,
+    tokenizer: SubwordTokenizer,
+    folder: Path,
+    dtype: str = "float32",
+    quantization: str | None = None,
 ) -> Path:
-    """Writes the CTranslate2 model of `model` into `folder` (created; must not exist)."""
+    """Writes the CTranslate2 model of `model` into `folder` (created; must not exist):
+    weights in `dtype`, or quantized (`int8`: a quarter of float32's size)."""
     if folder.exists():
         raise ExportError(f"{folder} exists already")
     vocabulary = [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size)]
     spec = build_spec(model, vocabulary, dtype)
     spec.validate()
-    spec.optimize(quantization=None)  # weights stay in `dtype`; the engine converts at load
+    spec.optimize(quantization=quantization)  # None: weights stay in `dtype`
     folder.mkdir(parents=True)
     spec.save(str(folder))
     positions = {"max_length": model.model_config.max_length}
     (folder / POSITIONS_FILE).write_text(json.dumps(positions) + "\n")
-    log.info("exported %s to CTranslate2 (%s)", model.name, dtype)
+    log.info("exported %s to CTranslate2 (%s)", model.name, quantization or dtype)
     return folder
 
 

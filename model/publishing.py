@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,10 +108,14 @@ def export_engine(
     *,
     beam_size: int,
     dtype: str = "float32",
+    keep_int8: bool = False,
 ) -> dict[str, Any]:
     """Exports the model to CTranslate2 inside `folder` and checks the export against the
     Keras reference on up to ENGINE_CHECK_SENTENCES validation pairs (spread over them);
-    fails when fewer than ENGINE_MIN_IDENTICAL of the greedy outputs are identical."""
+    fails when fewer than ENGINE_MIN_IDENTICAL of the greedy outputs are identical.
+
+    With `keep_int8`, the checked export is then replaced by its int8 quantization when
+    that costs at most engine.INT8_MAX_BLEU_DROP BLEU on those pairs (a release's size)."""
     from model import engine
     from model.predictor import Translator
 
@@ -132,6 +137,11 @@ def export_engine(
             f"the export differs from the model: {check['identical_greedy']} of "
             f"{check['sentences']} greedy outputs identical"
         )
+    if keep_int8 and engine.choose_compute_type(check, "cpu") == "int8":
+        shutil.rmtree(export)
+        engine.export(loaded.model, loaded.tokenizer, export, quantization="int8")
+        check["weights_dtype"] = "int8"
+        check["checked_weights_dtype"] = dtype
     return check
 
 
