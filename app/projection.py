@@ -3,7 +3,7 @@ runs): each piece keeps its formatting and gets a share of the translated text.
 
 A boundary between two pieces that falls in the whitespace between sentences stays there
 exactly. One that falls inside a sentence moves to the same relative position in the
-sentence's translation, snapped to the nearest start of a word, so that a bold or linked
+sentence's translation, snapped to the nearest edge of a word, so that a bold or linked
 word inside a sentence stays inside that sentence's translation, about where it was.
 Word order changes between languages, so this is an approximation; what it guarantees is
 that every piece, tag and run survives and the sentence is translated as one whole."""
@@ -16,11 +16,15 @@ from collections.abc import Sequence
 from app.sentences import Segment
 
 
-def _word_start_near(text: str, position: int) -> int:
-    """The start of a word (or an end of the text) nearest to `position`."""
-    starts = [0, len(text)]
-    starts += [i for i in range(1, len(text)) if text[i - 1].isspace() and not text[i].isspace()]
-    return min(starts, key=lambda start: (abs(start - position), start))
+def _kind(char: str) -> int:
+    return 0 if char.isspace() else 1 if char.isalnum() else 2
+
+
+def _word_edge_near(text: str, position: int) -> int:
+    """The word edge (between a space, a word and punctuation) nearest to `position`."""
+    edges = [0, len(text)]
+    edges += [i for i in range(1, len(text)) if _kind(text[i - 1]) != _kind(text[i])]
+    return min(edges, key=lambda edge: (abs(edge - position), edge))
 
 
 def _mapped(offset: int, segments: Sequence[Segment], targets: Sequence[str]) -> int:
@@ -33,7 +37,7 @@ def _mapped(offset: int, segments: Sequence[Segment], targets: Sequence[str]) ->
             if not segment.is_sentence:
                 return target_start + inside
             share = round(inside / len(segment.text) * len(target))
-            return target_start + _word_start_near(target, share)
+            return target_start + _word_edge_near(target, share)
         source_start, target_start = source_end, target_start + len(target)
     return target_start
 

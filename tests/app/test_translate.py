@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import lxml.html
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -174,6 +175,32 @@ def test_too_many_sentences_in_a_text_is_413(client: TestClient) -> None:
     )
     assert response.status_code == 413, response.text
     assert f"at most {limit}" in response.json()["error"]
+
+
+def test_html_keeps_the_markup_and_translates_its_text(client: TestClient) -> None:
+    markup = '<p class="x">The dog <b>sits</b>.</p><pre>The cat eats.</pre><p>A man runs.</p>'
+    body = translate(client, q=markup, format="html", beam_size=1)
+    out = lxml.html.fragment_fromstring(body["translatedText"], create_parent="div")
+    first, pre, last = list(out)
+    assert (first.tag, first.get("class"), [e.tag for e in first]) == ("p", "x", ["b"])
+    assert (pre.tag, pre.text) == ("pre", "The cat eats.")
+    assert (
+        first.text_content() == translate(client, q="The dog sits.", beam_size=1)["translatedText"]
+    )
+    assert last.text_content() == translate(client, q="A man runs.", beam_size=1)["translatedText"]
+
+
+def test_html_lists_and_alternatives(client: TestClient) -> None:
+    body = translate(client, q=["<i>The dog sits.</i>", "plain"], format="html", alternatives=1)
+    assert body["translatedText"][0].startswith("<i>")
+    assert body["alternatives"] == [[], []]  # the markup gets the best translation only
+
+
+def test_html_that_cannot_be_parsed_is_400(client: TestClient) -> None:
+    body = {"q": "<!DOCTYPE html>", "source": "en", "target": "de", "format": "html"}
+    response = client.post("/translate", json=body)
+    assert response.status_code == 400
+    assert "could not be parsed" in response.json()["error"]
 
 
 def items_computed() -> float:
