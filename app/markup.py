@@ -124,7 +124,7 @@ class Document:
             parts = distribute([s.text for s in flow.slots], segments, translations)
             for slot, part in zip(flow.slots, parts, strict=True):
                 if slot.attr:
-                    setattr(slot.node, slot.attr, _xml_safe(part))
+                    setattr(slot.node, slot.attr, xml_safe(part))
         return self._serialize()
 
     def _serialize(self) -> str:
@@ -136,7 +136,7 @@ class Document:
         return lxml.html.tostring(self.root, encoding="unicode")
 
 
-def _xml_safe(text: str) -> str:
+def xml_safe(text: str) -> str:
     """Without the characters lxml refuses in a tree (NUL, most C0 controls, surrogates)."""
     return "".join(
         c
