@@ -63,8 +63,11 @@ def distribute(
         cuts.append(previous)
     cuts.append(len(joined))
     parts = [joined[start:end] for start, end in itertools.pairwise(cuts)]
-    for i in range(len(parts) - 1):  # "<b>here</b> to": the space stays outside the tag
+    for i in range(len(parts) - 1):  # "a <b>man</b> runs": the spaces stay outside the tag
         if pieces[i] and not pieces[i][-1].isspace():
             kept = parts[i].rstrip()
             parts[i], parts[i + 1] = kept, parts[i][len(kept) :] + parts[i + 1]
+        if pieces[i + 1] and not pieces[i + 1][0].isspace():
+            kept = parts[i + 1].lstrip()
+            parts[i], parts[i + 1] = parts[i] + parts[i + 1][: len(parts[i + 1]) - len(kept)], kept
     return parts

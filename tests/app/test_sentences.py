@@ -90,6 +90,10 @@ def test_projection_keeps_every_piece_and_the_gaps_between_sentences() -> None:
     assert parts[2].endswith("weiterzugehen. Dann ")  # the boundary between sentences kept
     assert parts[3:] == ["warten", "."]  # cut between the word and its full stop
     assert not parts[1].endswith(" ")  # whitespace after a tagged word stays outside it
+    spaced = distribute(
+        ["A man ", "sleeps", "."], sentences.split("A man sleeps.", "en"), ["Ein Mann schläft."]
+    )
+    assert spaced == ["Ein Mann ", "schläft", "."]  # and before it too
 
 
 def test_projection_refuses_pieces_of_another_text() -> None:
