@@ -10,7 +10,6 @@ sentence, and `join` puts it back untouched, so `join(split(t), sentences(split(
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,8 +30,9 @@ class Segment:
     is_sentence: bool  # False: whitespace (or control characters) kept as it is
 
 
-@functools.lru_cache(maxsize=32)
 def _segmenter(language: str) -> pysbd.Segmenter:
+    # A new one per call (under a microsecond): segment() keeps the text on the instance,
+    # so one shared by the event loop and the file threads would mix their texts up.
     code = language if language in LANGUAGE_CODES else FALLBACK_LANGUAGE
     return pysbd.Segmenter(language=code, clean=False)
 

@@ -22,6 +22,7 @@ from app.schemas import (
     TranslateResponse,
 )
 from model.decoding import DecodeOptions
+from tokenizers.normalize import basic
 
 router = APIRouter(tags=["translation"])
 
@@ -106,14 +107,14 @@ async def translate(
     check_texts(texts, settings, "q")
     documents = [translation.parse_html(t) for t in texts] if body.format == "html" else None
     source, detected = body.source, None
-    if source == "auto":
-        detected = [
-            d[0]
-            for d in await _detect(registry, cache, texts[:1], settings.request_timeout_seconds)
-        ]
+    blocks = [d.texts() for d in documents] if documents else [[t] for t in texts]
+    if source == "auto":  # from the first item's text (an HTML item's, not its tags)
+        sample = " ".join(blocks[0])[: settings.max_text_chars]
+        sample = sample if basic(sample) else texts[0]
+        found = await _detect(registry, cache, [sample], settings.request_timeout_seconds)
+        detected = [found[0][0]]
         source = detected[0].language
     served = languages.translation_model(registry, source, body.target)
-    blocks = [d.texts() for d in documents] if documents else [[t] for t in texts]
     language = served.predictor.source
     segmented = [translation.segment(b, language, lines=not documents) for b in blocks]
     check_sentences([[s for block in item for s in block] for item in segmented], settings, "q")

@@ -196,6 +196,15 @@ def test_html_lists_and_alternatives(client: TestClient) -> None:
     assert body["alternatives"] == [[], []]  # the markup gets the best translation only
 
 
+def test_html_with_source_auto_detects_the_language_of_its_text(client: TestClient) -> None:
+    markup = '<div class="x"><p>der mann und der hund</p> <span>mit ein haus</span></div>'
+    response = client.post(
+        "/translate", json={"q": markup, "source": "auto", "target": "de", "format": "html"}
+    )
+    assert response.status_code == 400  # detected as German: no de->de model
+    assert "de->de" in response.json()["error"]
+
+
 def test_html_that_cannot_be_parsed_is_400(client: TestClient) -> None:
     body = {"q": "<!DOCTYPE html>", "source": "en", "target": "de", "format": "html"}
     response = client.post("/translate", json=body)
