@@ -22,6 +22,7 @@ from tokenizers.normalize import basic
 log = logging.getLogger(__name__)
 
 FALLBACK_LANGUAGE = "en"  # pysbd's rules for a language it lacks (e.g. cs)
+WINDOW = 1_000  # characters the splitter sees at once (see _windows)
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,30 @@ def _segmenter(language: str) -> pysbd.Segmenter:
     return pysbd.Segmenter(language=code, clean=False)
 
 
+def _windows(line: str) -> list[str]:
+    """The line in pieces of at most WINDOW characters, cut after a full stop (or another
+    end mark, or a space) where there is one: pysbd's time grows with the square of its
+    input, so a long paragraph goes to it a window at a time."""
+    pieces, start = [], 0
+    while len(line) - start > WINDOW:
+        end = start + WINDOW
+        cut = max(line.rfind(mark, start, end) for mark in (". ", "! ", "? "))
+        cut = cut + 2 if cut > start else line.rfind(" ", start, end) + 1
+        cut = cut if cut > start else end
+        pieces.append(line[start:cut])
+        start = cut
+    return [*pieces, line[start:]]
+
+
 def _sentences_of_line(line: str, language: str) -> list[str]:
     """The sentences of one line without their surrounding whitespace, in order."""
-    try:
-        found = _segmenter(language).segment(line)
-    except Exception:  # pysbd is rule-based third-party code: a bug there is one sentence
-        log.warning("sentence splitter failed on a line of %d characters", len(line))
-        found = [line]
+    found: list[str] = []
+    for window in _windows(line):
+        try:
+            found += _segmenter(language).segment(window)
+        except Exception:  # pysbd is rule-based third-party code: its bug is one sentence
+            log.warning("sentence splitter failed on %d characters", len(window))
+            found.append(window)
     return [s.strip() for s in found if s.strip()]
 
 

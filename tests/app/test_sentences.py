@@ -75,6 +75,17 @@ def test_any_text_round_trips_and_sentences_are_trimmed() -> None:
                     assert segment.text == segment.text.strip() != ""
 
 
+def test_a_paragraph_longer_than_the_splitters_window_keeps_every_sentence() -> None:
+    expected = [f"The dog number {i} sits on the mat." for i in range(200)]
+    text = "  ".join(expected)
+    assert len(text) > 5 * sentences.WINDOW
+    segments = sentences.split(text, "en", lines=False)
+    assert sentences.sentences(segments) == expected
+    assert sentences.join(segments, expected) == text
+    unbroken = "x" * (3 * sentences.WINDOW)  # no place to cut: cut anyway, keep every char
+    assert "".join(sentences.sentences(sentences.split(unbroken, "en"))) == unbroken
+
+
 def test_join_refuses_a_wrong_number_of_translations() -> None:
     segments = sentences.split("One. Two.", "en")
     with pytest.raises(ValueError, match="2 sentences"):
