@@ -3,7 +3,9 @@
 `split` cuts a text at line breaks first, then each line into sentences with pysbd (rule
 based, no model to download). Line breaks are hard boundaries because they carry layout
 (lists, addresses, verse, subtitles) that a translation must give back exactly; a sentence
-hard-wrapped over two lines is therefore translated as two pieces. Whatever lies between
+hard-wrapped over two lines is therefore translated as two pieces (markup, where a line
+break is only whitespace, asks for `lines=False`: sentences then run over line breaks). A
+paragraph goes to pysbd in windows of WINDOW characters. Whatever lies between
 sentences (spaces, newlines, blank lines) is a segment of its own, marked as not a
 sentence, and `join` puts it back untouched, so `join(split(t), sentences(split(t))) == t`.
 """

@@ -54,11 +54,13 @@ def _paragraphs(document: Document) -> Iterator[Paragraph]:
         for part in (section.header, section.footer):
             if not part.is_linked_to_previous:
                 roots.append(part._element)
-    seen: set[int] = set()
+    # The elements themselves, not their id(): lxml makes a new proxy object for a node
+    # whenever none is alive, so the id of a dropped one can come back for another node.
+    seen: set[object] = set()
     for root in roots:
         for element in root.iter(qn("w:p")):
-            if id(element) not in seen:
-                seen.add(id(element))
+            if element not in seen:
+                seen.add(element)
                 yield Paragraph(element, document)
 
 

@@ -22,7 +22,12 @@ _DOWNLOADS = {f.media_type: _BINARY for f in map(formats.format_for, formats.sup
 
 
 @router.post(
-    "/translate_file", dependencies=[ACCESS], response_model=FileTranslation, responses=ERRORS
+    "/translate_file",
+    dependencies=[ACCESS],
+    response_model=FileTranslation,
+    responses=ERRORS,
+    description=f"Translate a file ({', '.join(formats.supported_formats())}) into the same "
+    "format; the answer links to the translation, which can be downloaded until it expires.",
 )
 async def translate_file(
     request: Request,
@@ -35,8 +40,7 @@ async def translate_file(
     store: FileStoreDep,
     api_key: Annotated[str | None, Form(description="accepted for LibreTranslate")] = None,
 ) -> FileTranslation:
-    """Translate a file into the same format (.docx, .htm, .html, .srt, .txt); the answer
-    links to the translation, which can be downloaded until it expires."""
+    """LibreTranslate's file translation (described in the decorator, from the formats)."""
     data = await file.read()
     context = (registry, cache, settings)
     name = await files.translate_file(file.filename or "", data, source, target, context, store)

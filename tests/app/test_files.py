@@ -104,6 +104,7 @@ def make_docx() -> bytes:
     table = document.add_table(rows=1, cols=2)
     table.cell(0, 0).text = "The cat eats."
     table.cell(0, 1).text = "A man runs."
+    document.sections[0].header.paragraphs[0].text = "The sun shines."
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
@@ -115,6 +116,7 @@ def test_a_word_file_keeps_its_runs_and_tables(files_client: TestClient) -> None
     assert [r.bold for r in first.runs] == [None, True, None]  # formatting kept per run
     assert first.text == text_of(files_client, "The dog sits.")
     assert empty.text == ""
+    assert out.sections[0].header.paragraphs[0].text == text_of(files_client, "The sun shines.")
     cells = out.tables[0].rows[0].cells
     assert [c.text for c in cells] == [
         text_of(files_client, "The cat eats."),
