@@ -62,9 +62,26 @@ class Settings(BaseSettings):
 
     # Limits
     max_text_chars: int = Field(2_000, ge=1)
+    max_sentences_per_text: int = Field(50, ge=1, description="sentences (or lines) per text")
     max_items_per_request: int = Field(64, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1_024)
     request_timeout_seconds: float = Field(30.0, gt=0, description="deadline; then 504")
+
+    # Files (POST /translate_file)
+    max_file_bytes: int = Field(5_000_000, ge=1_024, description="uploaded file size")
+    max_file_chars: int = Field(100_000, ge=1, description="text to translate in one file")
+    max_file_unpacked_bytes: int = Field(
+        50_000_000, ge=1_024, description="a .docx's declared uncompressed size (zip bombs)"
+    )
+    file_chunk_sentences: int = Field(
+        32, ge=1, description="a file's sentences go to the batcher this many at a time"
+    )
+    file_store_dir: Path | None = Field(
+        None, description="translated files; unset: a temporary folder removed at shutdown"
+    )
+    file_store_ttl_seconds: int = Field(3_600, ge=1, description="then downloads give 404")
+    file_store_max_files: int = Field(256, ge=1, description="oldest removed beyond this")
+    file_store_max_bytes: int = Field(500_000_000, ge=1_024, description="oldest removed beyond")
 
     # Decoding defaults
     default_beam_size: int = Field(4, ge=1, le=8)

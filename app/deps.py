@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from app.cache import ResultCache
 from app.config import Settings
+from app.filestore import FileStore
 from app.registry import ModelRegistry
 
 
@@ -26,6 +27,12 @@ def get_cache(request: Request) -> ResultCache:
     return cache
 
 
+def get_file_store(request: Request) -> FileStore:
+    store: FileStore = request.app.state.file_store
+    return store
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 CacheDep = Annotated[ResultCache, Depends(get_cache)]
+FileStoreDep = Annotated[FileStore, Depends(get_file_store)]

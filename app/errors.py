@@ -40,6 +40,10 @@ class InvalidInput(ServiceError):
     status, error_type = 422, "invalid_input"
 
 
+class NotFound(ServiceError):
+    status, error_type = 404, "not_found"
+
+
 class PayloadTooLarge(ServiceError):
     status, error_type = 413, "payload_too_large"
 

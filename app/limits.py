@@ -1,9 +1,10 @@
-"""Input limits that depend on settings: item count, text length, empty text."""
+"""Input limits that depend on settings: item count, text length, empty text, sentences."""
 
 from __future__ import annotations
 
 from app.config import Settings
 from app.errors import InvalidInput, PayloadTooLarge
+from app.sentences import Segment
 from tokenizers.normalize import basic
 
 
@@ -29,3 +30,13 @@ def check_texts(texts: list[str], settings: Settings, field: str) -> list[str]:
         if not basic(text):
             raise InvalidInput(f"{where}: text is empty")
     return texts
+
+
+def check_sentences(segmented: list[list[Segment]], settings: Settings, field: str) -> None:
+    """Refuses a text with more sentences than max_sentences_per_text (one list per text)."""
+    limit = settings.max_sentences_per_text
+    for index, segments in enumerate(segmented):
+        count = sum(s.is_sentence for s in segments)
+        if count > limit:
+            where = f"{field}[{index}]" if len(segmented) > 1 else field
+            raise PayloadTooLarge(f"{where}: {count} sentences, at most {limit} per text")

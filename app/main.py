@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,12 +19,16 @@ from app.access import RateLimiter, parse_keys
 from app.cache import build_cache
 from app.config import Settings
 from app.errors import install_error_handlers
+from app.filestore import FileStore
+from app.formats import format_names
 from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from app.openapi import install_openapi
 from app.registry import ModelRegistry
-from app.routes import attention, sentiment, system, translate
+from app.routes import attention, files, sentiment, system, translate
 
 log = logging.getLogger(__name__)
+
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_seconds=settings.redis_retry_seconds,
         )
         app.state.settings, app.state.registry, app.state.cache = settings, registry, cache
+        store_dir = settings.file_store_dir or Path(tempfile.mkdtemp(prefix="nlp-files-"))
+        app.state.file_store = _file_store(settings, store_dir)
         app.state.api_keys = parse_keys(settings.api_keys)
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_minute, settings.redis_url, settings.redis_timeout_seconds
@@ -56,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await registry.close()  # finishes queued work first
             await cache.close()
             await app.state.rate_limiter.close()
+            if settings.file_store_dir is None:
+                shutil.rmtree(store_dir, ignore_errors=True)
 
     app = FastAPI(
         title="Transformer NLP service",
@@ -66,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (translate, sentiment, attention, system):
+    for module in (translate, files, sentiment, attention, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -77,10 +88,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # An upload may be larger than a JSON body: the file, its form fields and boundaries.
+        path_limits={"/translate_file": settings.max_file_bytes + MULTIPART_OVERHEAD},
+    )
     app.add_middleware(RequestLogMiddleware)
     install_openapi(app, translate.PARSED_BODIES)
     return app
+
+
+def _file_store(settings: Settings, folder: Path) -> FileStore:
+    return FileStore(
+        folder,
+        ttl_seconds=settings.file_store_ttl_seconds,
+        max_files=settings.file_store_max_files,
+        max_bytes=settings.file_store_max_bytes,
+        extensions=format_names(),
+    )
 
 
 async def _poll_after(loader: asyncio.Task[None], registry: ModelRegistry) -> None:

@@ -35,3 +35,8 @@ COMPILATIONS = Counter("nlp_compilations_total", "Decoder graph traces", ["model
 CACHE_REQUESTS = Counter("nlp_cache_requests_total", "Cache lookups per item", ["result"])
 MODEL_INFO = Gauge("nlp_model_info", "Loaded model versions (value 1)", ["model", "version"])
 MODEL_LOAD_FAILURES = Counter("nlp_model_load_failures_total", "Refused versions", ["model"])
+FILES_TRANSLATED = Counter(
+    "nlp_files_translated_total",
+    "Files sent to /translate_file, by format (or unknown) and outcome",
+    ["format", "outcome"],  # outcome: ok, too_large, rejected (4xx), failed
+)

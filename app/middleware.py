@@ -32,20 +32,25 @@ class _TooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """413 as soon as Content-Length, or the bytes received so far, pass the limit."""
+    """413 as soon as Content-Length, or the bytes received so far, pass the limit (the
+    path's own limit in path_limits, max_bytes for every other path)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.default_max_bytes)
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
-        too_large = f"request body over {self.max_bytes} bytes"
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        too_large = f"request body over {max_bytes} bytes"
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await _send_json(send, 413, error_body(too_large, "payload_too_large"))
             return
         received = 0
@@ -56,7 +61,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _TooLarge
             return message
 

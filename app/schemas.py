@@ -61,6 +61,10 @@ class TranslateResponse(BaseModel):
     score: float | list[float] = Field(description="mean log-probability per output token")
 
 
+class FileTranslation(BaseModel):
+    translatedFileUrl: str = Field(description="GET it for the translated file (expires)")
+
+
 class DetectRequest(ClientBody):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"q": "Ein Hund läuft am Strand."}]}

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app import languages
+from app import languages, sentences
 from app.access import ACCESS
 from app.deps import RegistryDep, SettingsDep
 from app.errors import BadRequest, InvalidInput
@@ -60,12 +60,19 @@ async def attention_map(
     body: AttentionRequest, request: Request, registry: RegistryDep, settings: SettingsDep
 ) -> Any:
     """Attention of one text: encoder self, decoder self and cross-attention for a
-    translation, encoder self-attention for sentiment; `[layer][head][query][key]`."""
+    translation (of one sentence: a text of several is refused with 422), encoder
+    self-attention for sentiment; `[layer][head][query][key]`."""
     check_texts([body.text], settings, "text")
     if body.task == "translation":
         if not body.source or not body.target:
             raise BadRequest("translation attention needs 'source' and 'target'")
         served = languages.translation_model(registry, body.source, body.target)
+        count = len(sentences.sentences(sentences.split(body.text, served.predictor.source)))
+        if count > 1:
+            raise InvalidInput(
+                f"text: attention maps are drawn for one sentence; this text has {count}, "
+                "send them one at a time"
+            )
         options = DecodeOptions(
             beam_size=settings.default_beam_size, max_length=settings.max_output_tokens
         )

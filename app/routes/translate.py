@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
-from app import inference, languages
+from app import inference, languages, translation
 from app.access import ACCESS
 from app.deps import CacheDep, RegistryDep, SettingsDep
-from app.errors import BadRequest, InvalidInput
-from app.limits import as_list, check_texts
+from app.errors import InvalidInput
+from app.limits import as_list, check_sentences, check_texts
 from app.openapi import ERRORS
 from app.schemas import (
     DetectedLanguage,
@@ -22,6 +22,7 @@ from app.schemas import (
     TranslateResponse,
 )
 from model.decoding import DecodeOptions
+from tokenizers.normalize import basic
 
 router = APIRouter(tags=["translation"])
 
@@ -96,19 +97,27 @@ async def _detect(registry: Any, cache: Any, texts: list[str], timeout: float) -
 async def translate(
     body: TranslateBody, registry: RegistryDep, cache: CacheDep, settings: SettingsDep
 ) -> TranslateResponse:
-    """Translate one text or a list of texts (LibreTranslate's request and response)."""
-    if body.format == "html":
-        raise BadRequest("format 'html' is not supported; send plain text with format 'text'")
+    """Translate one text or a list of texts (LibreTranslate's request and response).
+
+    A text is split into sentences, each translated (and cached) on its own and joined
+    back with the text's own whitespace and line breaks; `score` is then the sentences'
+    mean, and alternative k joins each sentence's k-th best. `format: html` translates
+    the visible text of the markup and keeps its tags (no alternatives)."""
     texts, is_list = as_list(body.q)
     check_texts(texts, settings, "q")
+    documents = [translation.parse_html(t) for t in texts] if body.format == "html" else None
     source, detected = body.source, None
-    if source == "auto":
-        detected = [
-            d[0]
-            for d in await _detect(registry, cache, texts[:1], settings.request_timeout_seconds)
-        ]
+    blocks = [d.texts() for d in documents] if documents else [[t] for t in texts]
+    if source == "auto":  # from the first item's text (an HTML item's, not its tags)
+        sample = " ".join(blocks[0])[: settings.max_text_chars]
+        sample = sample if basic(sample) else texts[0]
+        found = await _detect(registry, cache, [sample], settings.request_timeout_seconds)
+        detected = [found[0][0]]
         source = detected[0].language
     served = languages.translation_model(registry, source, body.target)
+    language = served.predictor.source
+    segmented = [translation.segment(b, language, lines=not documents) for b in blocks]
+    check_sentences([[s for block in item for s in block] for item in segmented], settings, "q")
     beam = max(body.beam_size or settings.default_beam_size, body.alternatives + 1)
     options = DecodeOptions(
         beam_size=beam,
@@ -116,20 +125,18 @@ async def translate(
         length_penalty=served.predictor.length_penalty,
         max_length=min(body.max_length or settings.max_output_tokens, settings.max_output_tokens),
     )
-    results = await inference.translate(
-        served, cache, texts, options, settings.request_timeout_seconds
+    results = await translation.translate_items(
+        served, cache, segmented, documents, options, settings.request_timeout_seconds
     )
-    best = [item.value[0][0] for item in results]
-    alternatives = [[text for text, _ in item.value[1:]] for item in results]
     pick = (lambda xs: xs) if is_list else (lambda xs: xs[0])
     return TranslateResponse(
-        translatedText=pick(best),
-        alternatives=pick(alternatives) if body.alternatives else None,
+        translatedText=pick([r.text for r in results]),
+        alternatives=pick([r.alternatives for r in results]) if body.alternatives else None,
         detectedLanguage=detected[0] if detected else None,
         model=served.key,
         version=served.version,
-        cached=pick([item.cached for item in results]),
-        score=pick([item.value[0][1] for item in results]),
+        cached=pick([r.cached for r in results]),
+        score=pick([r.score for r in results]),
     )
 
 

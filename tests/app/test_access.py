@@ -51,6 +51,16 @@ def test_a_key_works_as_bearer_header_json_field_or_form_field(keyed: TestClient
     assert keyed.post("/translate", data=form).status_code == 200
 
 
+def test_file_translation_takes_the_key_as_a_form_field(keyed: TestClient) -> None:
+    upload = {"file": ("a.txt", b"A dog runs.")}
+    fields = {"source": "en", "target": "de"}
+    assert keyed.post("/translate_file", files=upload, data=fields).status_code == 403
+    keyed_fields = {**fields, "api_key": "beta-key"}
+    response = keyed.post("/translate_file", files=upload, data=keyed_fields)
+    assert response.status_code == 200, response.text
+    assert keyed.get(response.json()["translatedFileUrl"]).status_code == 200  # a secret link
+
+
 def test_health_metrics_and_languages_stay_open(keyed: TestClient) -> None:
     for path in ("/health", "/ready", "/metrics", "/languages", "/models"):
         assert keyed.get(path).status_code == 200, path

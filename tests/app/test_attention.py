@@ -57,6 +57,12 @@ def test_out_of_range_indexes_are_a_clear_422(client: TestClient, field: str) ->
     assert "out of range" in response.json()["error"]
 
 
+def test_translation_of_several_sentences_is_a_clear_422(client: TestClient) -> None:
+    response = attention(client, text=f"{TEXT} The cat eats.")
+    assert response.status_code == 422
+    assert "one sentence" in response.json()["error"]
+
+
 def test_translation_needs_a_language_pair(client: TestClient) -> None:
     response = client.post("/attention-map", json={"task": "translation", "text": TEXT})
     assert response.status_code == 400

@@ -41,6 +41,8 @@ CHECKS = [
 PAIRS = [("en", "de"), ("auto", "de")]  # served by the tiny models (langid picks the source)
 OPERATIONS = [
     "POST /translate",
+    "POST /translate_file",
+    "GET /download_file/{name}",
     "POST /detect",
     "GET /languages",
     "POST /sentiment",
@@ -118,4 +120,5 @@ def test_generated_requests_get_documented_answers_and_no_5xx(
     sent = fuzz(operation, CASES_PER_OPERATION)
     assert len(sent) >= CASES_PER_OPERATION
     # Distinct requests, not one case repeated.
-    assert len({(repr(c.body), repr(c.headers)) for c in sent}) >= CASES_PER_OPERATION // 2
+    distinct = {(repr(c.body), repr(c.headers), repr(c.path_parameters)) for c in sent}
+    assert len(distinct) >= CASES_PER_OPERATION // 2

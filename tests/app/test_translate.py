@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import lxml.html
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -63,15 +64,6 @@ def test_second_identical_request_is_served_from_the_cache(client: TestClient) -
 def test_max_length_caps_the_output(client: TestClient) -> None:
     body = translate(client, q=SENTENCE, max_length=2, beam_size=1)
     assert len(body["translatedText"].split()) <= 2
-
-
-def test_html_format_is_refused_clearly(client: TestClient) -> None:
-    response = client.post(
-        "/translate", json={"q": "<b>x</b>", "source": "en", "target": "de", "format": "html"}
-    )
-    assert response.status_code == 400
-    assert response.json()["error_type"] == "bad_request"
-    assert "html" in response.json()["error"]
 
 
 def test_an_unsupported_pair_lists_the_supported_ones(client: TestClient) -> None:
@@ -135,6 +127,95 @@ def test_a_new_beam_width_is_served_by_the_graph_traced_at_load(client: TestClie
         decoder.wait_for_compilations()
         assert decoder.compilations == before + 1  # the width's XLA loop, and only it
         assert decoder._xla_loops[alternatives + 1].experimental_get_tracing_count() == 1
+
+
+FOUR = ["A man runs in the house.", "The dog sits.", "A child plays on a ball.", "The cat eats."]
+
+
+def test_a_paragraph_is_translated_sentence_by_sentence(client: TestClient) -> None:
+    paragraph = translate(client, q=" ".join(FOUR), beam_size=1)
+    singles = [translate(client, q=t, beam_size=1) for t in FOUR]
+    assert paragraph["translatedText"] == " ".join(s["translatedText"] for s in singles)
+    mean = sum(s["score"] for s in singles) / len(singles)
+    assert abs(paragraph["score"] - mean) < 1e-5
+
+
+def test_whitespace_and_line_breaks_around_sentences_are_kept(client: TestClient) -> None:
+    body = translate(client, q="  The dog sits.\n\nThe cat eats.  \n", beam_size=1)
+    one = translate(client, q="The dog sits.", beam_size=1)["translatedText"]
+    two = translate(client, q="The cat eats.", beam_size=1)["translatedText"]
+    assert body["translatedText"] == f"  {one}\n\n{two}  \n"
+
+
+def test_a_known_sentence_in_a_new_paragraph_comes_from_the_cache(client: TestClient) -> None:
+    known = ["A red dog sleeps.", "Two men walk in the park.", "A woman eats."]
+    options = {"beam_size": 1, "max_length": 57}  # a cache key no other test uses
+    first = translate(client, q=" ".join(known), **options)
+    assert first["cached"] is False
+    before = items_computed()
+    second = translate(client, q=" ".join([*known, "A boy runs on the grass."]), **options)
+    assert items_computed() == before + 1  # only the new sentence reached the model
+    assert second["cached"] is False
+    assert second["translatedText"].startswith(first["translatedText"] + " ")
+    third = translate(client, q=" ".join([*known, "A boy runs on the grass."]), **options)
+    assert third["cached"] is True and items_computed() == before + 1
+
+
+def test_alternatives_of_several_sentences_join_each_sentences_nbest(client: TestClient) -> None:
+    body = translate(client, q="The dog sits. The cat eats.", alternatives=1, beam_size=2)
+    one = translate(client, q="The dog sits.", alternatives=1, beam_size=2)
+    two = translate(client, q="The cat eats.", alternatives=1, beam_size=2)
+    assert body["alternatives"] == [f"{one['alternatives'][0]} {two['alternatives'][0]}"]
+
+
+def test_too_many_sentences_in_a_text_is_413(client: TestClient) -> None:
+    limit = client.app.state.settings.max_sentences_per_text  # type: ignore[attr-defined]
+    response = client.post(
+        "/translate", json={"q": "A dog. " * (limit + 1), "source": "en", "target": "de"}
+    )
+    assert response.status_code == 413, response.text
+    assert f"at most {limit}" in response.json()["error"]
+
+
+def test_html_keeps_the_markup_and_translates_its_text(client: TestClient) -> None:
+    markup = '<p class="x">The dog <b>sits</b>.</p><pre>The cat eats.</pre><p>A man runs.</p>'
+    body = translate(client, q=markup, format="html", beam_size=1)
+    out = lxml.html.fragment_fromstring(body["translatedText"], create_parent="div")
+    first, pre, last = list(out)
+    assert (first.tag, first.get("class"), [e.tag for e in first]) == ("p", "x", ["b"])
+    assert (pre.tag, pre.text) == ("pre", "The cat eats.")
+    assert (
+        first.text_content() == translate(client, q="The dog sits.", beam_size=1)["translatedText"]
+    )
+    assert last.text_content() == translate(client, q="A man runs.", beam_size=1)["translatedText"]
+
+
+def test_html_lists_and_alternatives(client: TestClient) -> None:
+    body = translate(client, q=["<i>The dog sits.</i>", "plain"], format="html", alternatives=1)
+    assert body["translatedText"][0].startswith("<i>")
+    assert body["alternatives"] == [[], []]  # the markup gets the best translation only
+
+
+def test_html_with_source_auto_detects_the_language_of_its_text(client: TestClient) -> None:
+    markup = '<div class="x"><p>der mann und der hund</p> <span>mit ein haus</span></div>'
+    response = client.post(
+        "/translate", json={"q": markup, "source": "auto", "target": "de", "format": "html"}
+    )
+    assert response.status_code == 400  # detected as German: no de->de model
+    assert "de->de" in response.json()["error"]
+
+
+def test_html_that_cannot_be_parsed_is_400(client: TestClient) -> None:
+    body = {"q": "<!DOCTYPE html>", "source": "en", "target": "de", "format": "html"}
+    response = client.post("/translate", json=body)
+    assert response.status_code == 400
+    assert "could not be parsed" in response.json()["error"]
+
+
+def items_computed() -> float:
+    """Items the en->de model has run (the sum of its batch sizes)."""
+    labels = {"model": "translation/en-de"}
+    return REGISTRY.get_sample_value("nlp_batch_size_sum", labels) or 0.0
 
 
 def compilations() -> float:
