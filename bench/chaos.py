@@ -127,7 +127,7 @@ def publish_copy(artifacts: Path, task: str, name: str, corrupt: bool = False) -
     shutil.copytree(folder / str(newest), staging, dirs_exist_ok=True)
     if corrupt:
         weights = staging / "model.weights.h5"
-        weights.write_bytes(weights.read_bytes()[:-64] + b"\0" * 64)
+        weights.write_bytes(weights.read_bytes() + b"corrupt")  # its sha256 no longer matches
     staging.chmod(0o755)
     os.rename(staging, folder / str(newest + 1))
     return newest + 1
@@ -267,24 +267,36 @@ def summarize(
 
 
 def served_versions(cluster: Cluster) -> dict[int, dict[str, int]]:
-    """Each running replica's loaded versions, asked directly (not through nginx)."""
+    """The loaded versions of each replica that answers, asked directly (not via nginx)."""
     found = {}
     for replica in cluster.replicas:
-        if replica.running():
+        try:
             models = httpx.get(f"{replica.url}/models", timeout=10).json()
-            found[replica.index] = {f"{m['task']}/{m['name']}": m["version"] for m in models}
+        except httpx.HTTPError:  # stopped, or started again and not listening yet
+            continue
+        found[replica.index] = {f"{m['task']}/{m['name']}": m["version"] for m in models}
     return found
 
 
-def rollout_check(artifacts: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """The corrupt version (the newest on disk) must never answer nor be loaded."""
+def rollout_check(
+    cluster: Cluster, artifacts: Path, summary: dict[str, Any], wait: float = 300.0
+) -> dict[str, Any]:
+    """Waits (up to `wait` seconds) until every replica serves the good new version; the
+    corrupt one (the newest on disk) must never answer nor be loaded."""
     folder = artifacts / "translation" / "en-de"
     corrupt = max(int(p.name) for p in folder.iterdir() if p.name.isdigit())
-    loaded = {v.get("translation/en-de") for v in summary["served_at_end"].values()}
+    waited = time.monotonic()
+    while True:
+        served = served_versions(cluster)
+        loaded = {v.get("translation/en-de") for v in served.values()}
+        if loaded == {corrupt - 1} or time.monotonic() - waited > wait:
+            break
+        time.sleep(1.0)
     return {
         "corrupt_version": corrupt,
         "corrupt_version_served": corrupt in summary["versions_seen"] or corrupt in loaded,
-        "versions_loaded_at_end": sorted(v for v in loaded if v is not None),
+        "versions_loaded_after_the_load": sorted(v for v in loaded if v is not None),
+        "seconds_after_the_load_until_all_swapped": round(time.monotonic() - waited, 1),
     }
 
 
@@ -311,8 +323,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     if "corrupt_version" in summary:
         print(
             f"   corrupt version {summary['corrupt_version']} served: "
-            f"{summary['corrupt_version_served']}; loaded at the end: "
-            f"{summary['versions_loaded_at_end']}"
+            f"{summary['corrupt_version_served']}; loaded "
+            f"{summary['seconds_after_the_load_until_all_swapped']} s after the load: "
+            f"{summary['versions_loaded_after_the_load']}"
         )
 
 
@@ -353,7 +366,7 @@ def main(
                 summary["replicas"] = replicas
                 summary["served_at_end"] = served_versions(cluster)
                 if name == "rollout":
-                    summary.update(rollout_check(served, summary))
+                    summary.update(rollout_check(cluster, served, summary))
                 print_summary(summary)
                 results.append(summary)
         if single:
