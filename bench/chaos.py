@@ -40,7 +40,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from bench.cluster import ROOT, Cluster
+from bench.cluster import ROOT, Cluster, prefer_oom_victim
 from bench.load import DEFAULT_DATA, load_texts
 from bench.serve import latency_ms
 
@@ -347,6 +347,7 @@ def main(
     """Failures and latency seen by clients while replicas die, drain, roll out or lose Redis."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    prefer_oom_victim()
     texts = load_texts(data_dir)
     env = {"MODEL_POLL_SECONDS": str(poll_seconds), "XLA": xla}
     results: list[dict[str, Any]] = []

@@ -48,6 +48,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def prefer_oom_victim() -> None:
+    """Makes this process, and every process it starts from now on, the kernel's first
+    choice when memory runs out: on a shared machine a benchmark's replicas should die
+    before anyone else's work does."""
+    try:
+        Path("/proc/self/oom_score_adj").write_text("1000")
+    except OSError:
+        log.warning("could not raise the OOM score; other processes are not protected")
+
+
 def find_nginx() -> str | None:
     for candidate in NGINX_CANDIDATES:
         found = shutil.which(candidate)
@@ -350,6 +360,7 @@ def main(
     """Serve ARTIFACTS_DIR from N replicas behind nginx until Ctrl-C, then stop them all."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    prefer_oom_victim()
     env = {"MODEL_POLL_SECONDS": str(poll_seconds), "XLA": xla}
     # SIGTERM stops the cluster like Ctrl-C does: the `with` block's exit stops everything.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
