@@ -47,27 +47,33 @@ def test_a_replica_killed_and_restarted_under_load_costs_no_client_a_failure(
         def restart() -> None:
             cluster.start_replica(0, wait=False)
 
-        def stop_after_its_port_opens() -> None:
-            # Its port opens while its models still load: nginx retries it every second
-            # (fail_timeout) and gets 503, so for some seconds it probes a loading replica.
+        def stop_once_it_refused_one() -> None:
+            # Its port opens while its models still load: nginx tries it again every second
+            # (fail_timeout), gets 503 and sends the request to the other replica.
             wait_until(lambda: httpx.get(f"{replica.url}/health").status_code == 200, 120, "")
-            time.sleep(3.0)
+            deadline = time.monotonic() + 15
+            while refused_while_loading(replica.url) == 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)
             stop.set()
 
         events = [(2.0, "SIGKILL replica 0", lambda: cluster.kill(0))]
-        events += [(3.0, "start replica 0", restart), (3.1, "load it", stop_after_its_port_opens)]
+        events += [(3.0, "start replica 0", restart), (3.1, "load it", stop_once_it_refused_one)]
         answers, record = run_scenario(
-            "kill", cluster, trained_root, texts, concurrency=4, seconds=120, events=events
+            "kill", cluster, trained_root, texts, concurrency=4, seconds=120, events=events, stop=stop
         )
-        exposition = httpx.get(f"{replica.url}/metrics", timeout=10).text
+        loading = refused_while_loading(replica.url)
     assert record.errors == []
     assert [what for _, what in record.done] == [what for _, what, _ in events]
     assert failures(answers) == Counter()
     assert sum(a.started > record.done[0][0] for a in answers) >= 20  # load went on after it
     assert {a.path for a in answers} == {"/translate", "/sentiment", "/detect"}
-    # The restarted replica refused requests while it loaded; nginx sent them elsewhere.
-    loading = sum(
+    assert loading > 0  # the restarted replica refused while it loaded; nginx went elsewhere
+
+
+def refused_while_loading(url: str) -> float:
+    exposition = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
         metric_value(exposition, "nlp_requests_total", endpoint=path, status="503")
         for path in ("/translate", "/sentiment", "/detect")
     )
-    assert loading > 0
