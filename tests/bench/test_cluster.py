@@ -59,8 +59,16 @@ def test_a_replica_killed_and_restarted_under_load_costs_no_client_a_failure(
 
         events = [(2.0, "SIGKILL replica 0", lambda: cluster.kill(0))]
         events += [(3.0, "start replica 0", restart), (3.1, "load it", stop_once_it_refused_one)]
-        load = {"concurrency": 4, "seconds": 120, "events": events, "stop": stop}
-        answers, record = run_scenario("kill", cluster, trained_root, texts, **load)
+        answers, record = run_scenario(
+            "kill",
+            cluster,
+            trained_root,
+            texts,
+            concurrency=4,
+            seconds=120,
+            events=events,
+            stop=stop,
+        )
         loading = refused_while_loading(replica.url)
     assert record.errors == []
     assert [what for _, what in record.done] == [what for _, what, _ in events]
