@@ -6,7 +6,7 @@ ARTIFACTS_DIR ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint audit format release-models check-deploy check-deploy-files bench-decode bench-step bench-serve bench-load bench-soak clean
+.PHONY: install serve test lint audit format release-models check-deploy check-deploy-files bench-decode bench-step bench-serve bench-load bench-soak bench-chaos cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,12 @@ bench-load:  ## 60 s of mixed-endpoint load at 64 clients: throughput, p50/p95/p
 
 bench-soak:  ## 10 minutes of the same load: memory of the service at start and end
 	$(BIN)/python -m bench.load --artifacts $(ARTIFACTS_DIR) --soak
+
+bench-chaos:  ## 3 replicas behind nginx, 32 clients: a replica killed, Redis restarted, a drain, a rollout
+	$(BIN)/python -m bench.chaos --artifacts $(ARTIFACTS_DIR)
+
+cluster:  ## ARTIFACTS_DIR served by 3 replicas behind nginx on port 8080 (needs nginx, redis-server)
+	$(BIN)/python -m bench.cluster --artifacts $(ARTIFACTS_DIR) --replicas 3 --port 8080
 
 clean:
 	rm -rf .pytest_cache .ruff_cache test-output

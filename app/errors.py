@@ -56,6 +56,13 @@ class ModelUnavailable(ServiceError):
     status, error_type, retry_after = 503, "model_unavailable", 1
 
 
+class ModelLoading(ModelUnavailable):
+    """The model is on disk and being loaded (start-up or a new model): this replica will
+    serve it soon, another may serve it now. 503, never 400, so a proxy retries elsewhere."""
+
+    retry_after = 5
+
+
 class DeadlineExceeded(ServiceError):
     status, error_type = 504, "timeout"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import BadRequest, UnsupportedLanguage
+from app.errors import BadRequest, ModelLoading, UnsupportedLanguage
 from app.registry import ModelRegistry, ServedModel
 
 NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
@@ -20,6 +20,8 @@ def translation_model(registry: ModelRegistry, source: str, target: str) -> Serv
     for served in registry.of_task("translation"):
         if (served.predictor.source, served.predictor.target) == (source, target):
             return served
+    if any(pair in (None, (source, target)) for pair in registry.pending_of_task("translation")):
+        raise ModelLoading(f"the {source}->{target} model is loading; retry shortly")
     supported = ", ".join(f"{s}->{t}" for s, t in pairs(registry)) or "none loaded"
     raise UnsupportedLanguage(
         f"language pair {source}->{target} is not supported; supported pairs: {supported}"
@@ -28,6 +30,8 @@ def translation_model(registry: ModelRegistry, source: str, target: str) -> Serv
 
 def langid_model(registry: ModelRegistry) -> ServedModel:
     models = registry.of_task("langid")
+    if not models and registry.pending_of_task("langid"):
+        raise ModelLoading("the language identifier is loading; retry shortly")
     if not models:
         raise BadRequest("language detection is unavailable: no language identifier is loaded")
     return models[0]

@@ -51,12 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_minute, settings.redis_url, settings.redis_timeout_seconds
         )
-        # Models load in the background: /health answers at once, /ready once they are warm.
+        # Models load in the background: /health answers at once, /ready once they are warm,
+        # and a request for a model found on disk gets 503 until then (not 400).
+        registry.mark_pending()
         loader = asyncio.create_task(registry.start(), name="model-loader")
         poller = asyncio.create_task(_poll_after(loader, registry), name="model-poller")
         try:
             yield
         finally:
+            registry.drain()
             poller.cancel()
             if not loader.done():  # stopped while loading: do not wait for the models
                 loader.cancel()

@@ -1,6 +1,9 @@
 """Finds artifact versions, verifies and loads them, warms them up and swaps them.
 
 Version policy: the latest version of each model, or the one pinned in MODEL_VERSIONS.
+Models found on disk but not loaded yet are *pending*: a request for one gets 503 (retry,
+possibly on another replica), never 400; at start-up /ready says not ready until every
+model found is loaded or refused, and from SIGTERM on (draining) it says not ready again.
 A version whose checksums do not verify (or that fails to load) is refused with a logged
 reason and remembered, and the version already serving keeps serving. A poll loop picks
 up new versions; the swap replaces the model atomically, and the old model's batcher
@@ -76,6 +79,10 @@ class ModelRegistry:
         self.refused: dict[str, set[int]] = {}
         self.problems: dict[str, str] = {}
         self.loading = True
+        self.draining = False
+        # key -> the language pair a model about to be loaded will serve (None: not a
+        # translation model, or its manifest could not be read: it may serve any pair).
+        self.pending: dict[str, tuple[str, str] | None] = {}
         self.device = "unknown"
         self.xla: XlaMode = "off"
         self._lock = asyncio.Lock()
@@ -85,6 +92,7 @@ class ModelRegistry:
     async def start(self) -> None:
         """Loads every model found (never raises: problems are reported by readiness)."""
         try:
+            self.mark_pending()  # before TensorFlow loads: requests for them get 503 at once
             self.device, self.xla = await asyncio.to_thread(
                 configure_device, self.settings.device, self.settings.xla
             )
@@ -95,6 +103,30 @@ class ModelRegistry:
             self.problems["startup"] = str(error)
         finally:
             self.loading = False
+            self.pending.clear()
+
+    def drain(self) -> None:
+        """Shutting down: /ready turns 503 and no new version is loaded; models keep serving
+        what reaches them until the server closes."""
+        if not self.draining:
+            log.info("draining: not ready any more")
+        self.draining = True
+
+    def mark_pending(self) -> None:
+        root = self.settings.artifacts_dir
+        for task, name in artifacts.list_models(root) if root.is_dir() else []:
+            key = f"{task}/{name}"
+            candidates = self._candidates(task, name)
+            if key in self.models or not candidates:
+                continue
+            pair = None
+            if task == "translation":
+                try:
+                    manifest = artifacts.read_manifest(candidates[0].path)
+                    pair = (str(manifest["source_language"]), str(manifest["target_language"]))
+                except (artifacts.ArtifactError, KeyError):
+                    pair = None
+            self.pending[key] = pair
 
     async def refresh(self) -> None:
         """Loads new or changed versions of every model under ARTIFACTS_DIR."""
@@ -105,8 +137,12 @@ class ModelRegistry:
                 self.problems["artifacts"] = f"no models found under {root}"
                 return
             self.problems.pop("artifacts", None)
+            self.mark_pending()
             for task, name in found:
-                await self._refresh_one(task, name)
+                try:
+                    await self._refresh_one(task, name)
+                finally:
+                    self.pending.pop(f"{task}/{name}", None)
 
     def _candidates(self, task: str, name: str) -> list[artifacts.ArtifactRef]:
         key = f"{task}/{name}"
@@ -260,6 +296,8 @@ class ModelRegistry:
         interval = self.settings.model_poll_seconds
         while interval > 0:
             await asyncio.sleep(interval)
+            if self.draining:
+                return
             try:
                 await self.refresh()
             except Exception:
@@ -280,8 +318,14 @@ class ModelRegistry:
     def of_task(self, task: str) -> list[ServedModel]:
         return [m for m in self.models.values() if m.task == task]
 
+    def pending_of_task(self, task: str) -> list[tuple[str, str] | None]:
+        """Pairs (None for any) of the models of a task that are found but not loaded yet."""
+        return [pair for key, pair in self.pending.items() if key.split("/")[0] == task]
+
     def readiness(self) -> tuple[bool, list[str]]:
         reasons = []
+        if self.draining:
+            reasons.append("shutting down")
         if self.loading:
             reasons.append("models are loading")
         reasons.extend(f"{key}: {problem}" for key, problem in sorted(self.problems.items()))

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from app import inference
 from app.access import ACCESS
 from app.deps import CacheDep, RegistryDep, SettingsDep
-from app.errors import ModelUnavailable
+from app.errors import ModelLoading, ModelUnavailable
 from app.limits import as_list, check_texts
 from app.openapi import ERRORS
 from app.schemas import LabelScore, SentimentRequest
@@ -19,6 +19,8 @@ router = APIRouter(tags=["sentiment"])
 
 def sentiment_model(registry: Any) -> Any:
     models = registry.of_task("sentiment")
+    if not models and registry.pending_of_task("sentiment"):
+        raise ModelLoading("the sentiment model is loading; retry shortly")
     if not models:
         raise ModelUnavailable("no sentiment model is loaded")
     return models[0]

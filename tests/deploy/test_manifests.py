@@ -88,6 +88,30 @@ def test_the_api_deployment_is_wired_to_its_service_config_and_autoscaler(varian
     assert gpus == (1 if variant == "gpu" else None)
 
 
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_a_replica_leaves_the_service_before_it_drains_and_disruptions_spare_one(
+    variant: str,
+) -> None:
+    found = objects(K8S / variant)
+    deployment = found["Deployment/nlp-api"]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    # Endpoints drop a terminating pod while preStop pauses; SIGTERM comes after it.
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert "time.sleep(5)" in command[-1]
+    probe = container["readinessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] <= 10
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+    if variant == "cpu":  # a new pod joins (ready) before an old one leaves
+        assert (rolling["maxUnavailable"], rolling["maxSurge"]) == (0, 1)
+    else:  # no spare GPU: one pod at a time, the others keep answering
+        assert (rolling["maxUnavailable"], rolling["maxSurge"]) == (1, 0)
+    budget = found["PodDisruptionBudget/nlp-api"]["spec"]
+    assert budget["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    minimum = found["HorizontalPodAutoscaler/nlp-api"]["spec"]["minReplicas"]
+    assert budget["maxUnavailable"] < minimum
+
+
 def test_compose_api_and_trainer_share_the_models_volume_where_the_image_keeps_them() -> None:
     services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
     instructions = dockerfile_instructions(REPO / "Dockerfile")
