@@ -52,7 +52,9 @@ async def _translated(
         translation.segment, texts, served.predictor.source, lines=document.lines
     )
     options = DecodeOptions(
-        beam_size=settings.default_beam_size, max_length=settings.max_output_tokens
+        beam_size=settings.default_beam_size,
+        max_length=settings.max_output_tokens,
+        length_penalty=served.predictor.length_penalty,
     )
     done = await translation.translate_segmented(
         served,

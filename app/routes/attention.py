@@ -74,7 +74,9 @@ async def attention_map(
                 "send them one at a time"
             )
         options = DecodeOptions(
-            beam_size=settings.default_beam_size, max_length=settings.max_output_tokens
+            beam_size=settings.default_beam_size,
+            max_length=settings.max_output_tokens,
+            length_penalty=served.predictor.length_penalty,
         )
         config = served.predictor.config
         # One index addresses a layer of every stack: only those both stacks have.
