@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import keras
 import numpy as np
@@ -160,6 +160,18 @@ def read_langid(
 
 def label_counts(examples: Sequence[tuple[str, str]]) -> dict[str, int]:
     return dict(sorted(Counter(label for _, label in examples).items()))
+
+
+T = TypeVar("T")
+
+
+def read_window(pieces: Sequence[T], limit: int, tail: int = 0) -> list[T]:
+    """What a classifier reads of a text's pieces: all of them up to `limit`, else the first
+    `limit - tail` and the last `tail` (ModelConfig.read_pieces and tail_pieces)."""
+    if len(pieces) <= limit:
+        return list(pieces)
+    head = limit - tail
+    return [*pieces[:head], *pieces[len(pieces) - tail :]]
 
 
 # Pipelines over already-tokenized ids.

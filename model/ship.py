@@ -55,11 +55,26 @@ def _table(metrics: dict[str, Any]) -> str:
     for split, values in metrics.items():
         beam = values.get("beam_size")
         decoding = "" if beam is None else " (greedy)" if beam == 1 else f" (beam {beam})"
-        for name in ("bleu", "chrf", "accuracy", "f1"):
+        for name in ("bleu", "chrf", "accuracy", "f1", "ece_uncalibrated", "ece", "temperature"):
             if name in values:
                 label = name + (decoding if name in ("bleu", "chrf") else "")
                 rows.append(f"| {split} | {label} | {values[name]} |")
     return "\n".join(rows)
+
+
+def _reading(config: dict[str, Any]) -> str:
+    """What a classifier reads of a text, and how its probabilities are scaled."""
+    limit = config.get("read_pieces") or config["max_length"]
+    tail = config.get("tail_pieces", 0)
+    longer = (
+        f"the first {limit - tail} and the last {tail} of a longer text"
+        if tail
+        else "the first ones of a longer text"
+    )
+    return (
+        f"- reads up to {limit} pieces per text ({longer}); logits divided by the "
+        f"temperature {config.get('temperature', 1.0)} (fit on validation) before the softmax"
+    )
 
 
 def model_card(manifest: dict[str, Any], notes: str) -> str:
@@ -89,6 +104,7 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
         f"{train['warmup_steps']} steps, batch {train['batch_tokens']} tokens / "
         f"{train['batch_size']} examples, seed {train['seed']}",
         f"- weights stored as {manifest.get('weights_dtype', 'float32')}",
+        *([_reading(config)] if task != "translation" else []),
         "",
         "## Scores (measured when trained; held-out test splits never chose anything)",
         _table(manifest.get("metrics", {})),

@@ -198,6 +198,10 @@ def fit(
         raise ValueError("encoder pre-training is for classifiers (sentiment, langid)")
     if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stdout.isatty() else 2
+    if task != "translation" and not model_config.read_pieces:
+        # Recorded, so that the service reads texts as training cut them.
+        read = min(train_config.max_source_length, model_config.max_length)
+        model_config = model_config.replace(read_pieces=max(read, model_config.tail_pieces + 1))
     # Collective ops (multi-worker) must be configured before TensorFlow runs anything.
     strategy = strategy_for(train_config.strategy)
     keras.utils.set_random_seed(train_config.seed)
@@ -371,15 +375,16 @@ def _classification_data(
 ) -> tuple[Any, Any]:
     index = {label: i for i, label in enumerate(model_config.labels)}
 
+    limit, tail = model_config.read_limit, model_config.tail_pieces
+
     def encode(examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
         ids = tokenizer.encode_batch([text for text, _ in examples])
-        return [(i, index[label]) for i, (_, label) in zip(ids, examples, strict=True)]
+        return [
+            (data.read_window(i, limit, tail), index[label])
+            for i, (_, label) in zip(ids, examples, strict=True)
+        ]
 
-    make = dict(
-        batch_size=config.batch_size,
-        seed=config.seed,
-        max_length=min(config.max_source_length, model_config.max_length),
-    )
+    make = dict(batch_size=config.batch_size, seed=config.seed, max_length=limit)
     batches = data.classification_dataset if on_tensorflow() else data.padded_classification_batches
     return batches(encode(train_set), shuffle=True, **make), batches(
         encode(val_set), shuffle=False, **make
