@@ -56,6 +56,23 @@ def read_lines(path: str | Path) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """`read_lines`, a line at a time (files too large to hold whole)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
+    try:
+        with opener(path, "rb") as handle:  # type: ignore[operator]
+            for number, raw in enumerate(handle, start=1):  # noqa: B007
+                yield raw.decode("utf-8").rstrip("\r\n")
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read: {error}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line {number} is not valid UTF-8") from None
+
+
 def find_split(data_dir: str | Path, split: str, language: str) -> Path:
     """`split.lang` or `split.lang.gz` inside data_dir (the Multi30k layout)."""
     for name in (f"{split}.{language}.gz", f"{split}.{language}"):

@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +60,7 @@ class Corpus:
     test: list[tuple[str, str]] | None = None  # optional extra split to report
     train_examples: int | None = None  # when `train` is not kept (a saved fitted model)
     unlabeled: list[str] = field(default_factory=list)  # extra text for encoder pre-training
+    unlabeled_files: list[Path] = field(default_factory=list)  # more, read a line at a time
     # A mixture's validation split per corpus; `validation` is then their concatenation.
     validation_splits: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
@@ -243,10 +244,9 @@ def fit(
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(model_config)
         if train_config.pretrain_epochs > 0:
-            texts = [text for text, _ in train_set] + [normalize(t, norm) for t in corpus.unlabeled]
             replicas = strategy.num_replicas_in_sync if strategy is not None else 1
             mlm, pretraining = pretrain_encoder(
-                texts,
+                _pretraining_texts(train_set, corpus, norm),
                 tokenizer,
                 model_config,
                 train_config,
@@ -302,6 +302,16 @@ def fit(
     if budget is not None and budget.stopped_early:
         selection["stopped_by_time_budget"] = True
     return Fitted(model, tokenizer, model_config, train_config, history_dict, selection)
+
+
+def _pretraining_texts(
+    train_set: list[tuple[str, str]], corpus: Corpus, normalizer: str
+) -> Iterator[str]:
+    """The (normalized) training texts, then the unlabeled ones, files read line by line."""
+    yield from (text for text, _ in train_set)
+    yield from (normalize(text, normalizer) for text in corpus.unlabeled)
+    for path in corpus.unlabeled_files:
+        yield from (normalize(line, normalizer) for line in data.iter_lines(path))
 
 
 def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, list[float]]:
