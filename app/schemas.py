@@ -147,6 +147,15 @@ class SentimentAttention(BaseModel):
     attention: Matrix
 
 
+class ReadWindow(BaseModel):
+    """What a classifier reads of a text: at most `pieces` subword pieces; of a longer
+    text its first `head` and its last `tail` pieces."""
+
+    pieces: int
+    head: int
+    tail: int
+
+
 class ModelInfo(BaseModel):
     task: str
     name: str
@@ -155,6 +164,7 @@ class ModelInfo(BaseModel):
     load_seconds: float
     metrics: dict[str, object]
     path: str
+    reads: ReadWindow | None = None  # classifiers
 
 
 class Health(BaseModel):
