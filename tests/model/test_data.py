@@ -276,3 +276,16 @@ def test_read_pieces_and_tail_pieces_are_checked() -> None:
         ModelConfig(**base, read_pieces=10, tail_pieces=10)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="temperature 0 is not positive"):
         ModelConfig(**base, temperature=0)  # type: ignore[arg-type]
+
+
+def test_a_row_broken_by_a_line_break_in_its_text_is_rejoined(tmp_path: Path) -> None:
+    # pros_cons.tsv.gz holds texts with CR LF inside, written unquoted.
+    path = tmp_path / "pros.tsv"
+    path.write_bytes(b"label\ttext\n1\tWorldwide GSM,\r\nUltracompact size\r\n\n0\tHeavy\n")
+    assert data.read_classification(path) == [
+        ("Worldwide GSM, Ultracompact size", "1"),
+        ("Heavy", "0"),
+    ]
+    crlf = tmp_path / "crlf.tsv"  # a CR LF file: every row whole
+    crlf.write_bytes(b"label\ttext\r\n1\tgood\r\n0\tbad\r\n")
+    assert data.read_classification(crlf) == [("good", "1"), ("bad", "0")]
