@@ -21,11 +21,15 @@ from model.cli import setup_logging, user_errors
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
-LIMITS = {
+LIMITS = {  # per task/name, else per task
     "translation": "Trained on Multi30k image captions: short, literal descriptions of photos. "
     "Expect weaker output on other domains (news, dialogue, long or technical text).",
     "sentiment": "Trained on SST-2 movie-review phrases, lowercased and split PTB-style; served "
     "text is normalized the same way. Other domains, sarcasm and mixed opinions are weak spots.",
+    "sentiment/en": "Trained on a mixture of SST-2 movie-review phrases, IMDB movie reviews and "
+    "product pros/cons sentences, all lowercased and split PTB-style (markup removed); served "
+    "text is normalized the same way. A long review is read as its first and last pieces only "
+    "(above). Domains far from movies and products, sarcasm and mixed opinions are weak spots.",
     "langid": "Distinguishes four languages only (en, de, fr, cs), trained on image captions; "
     "very short inputs, names and other languages get a confident but meaningless answer.",
 }
@@ -111,7 +115,7 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
     ]
     if signature:
         lines += ["", f"sacreBLEU signature: `{signature}`"]
-    lines += ["", "## Known limits", LIMITS.get(task, "")]
+    lines += ["", "## Known limits", LIMITS.get(f"{task}/{name}", LIMITS.get(task, ""))]
     if notes:
         lines += ["", "## Notes", notes]
     return "\n".join(lines) + "\n"

@@ -29,3 +29,4 @@ def test_the_card_of_a_mixture_lists_each_split_and_the_reading() -> None:
     assert "| validation:imdb | accuracy | 0.9 |" in card
     assert "| validation:sst2 | ece_uncalibrated | 0.08 |" in card
     assert "| calibration | temperature | 1.7 |" in card
+    assert "IMDB movie reviews" in card  # the mixture's own known limits
