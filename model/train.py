@@ -254,7 +254,7 @@ SENTIMENT_RECIPE_KEYS = {"name", "normalizer", "headline", "pretrain_text"}
 
 
 def _sentiment_recipe(
-    recipe: Path, data_dir: Path, normalizer: str | None, seed: int, hyper: dict[str, Any]
+    recipe: Path, data_dir: Path, normalizer: str | None, hyper: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
     """The mixture of a sentiment recipe, and its settings with the flags' defaults filled."""
     from model import data, mixture
@@ -269,7 +269,7 @@ def _sentiment_recipe(
             hyper[key] = value
     norm = normalizer or settings.get("normalizer", "review")
     mixed = mixture.build_classification(
-        specs, data_dir, seed=seed, key=lambda text: normalize(text, norm)
+        specs, data_dir, seed=hyper.get("seed") or 1234, key=lambda text: normalize(text, norm)
     )
     settings = {**settings, "normalizer": norm}
     settings["pretrain_text"] = [data_dir / f for f in settings.get("pretrain_text", [])]
@@ -324,9 +324,7 @@ def sentiment(
     splits: dict[str, list[tuple[str, str]]] = {}
     unlabeled_files = list(pretrain_text or [])
     if recipe is not None:
-        mixed, settings = _sentiment_recipe(
-            recipe, data_dir or recipe.parent, normalizer, hyper.get("seed") or 1234, hyper
-        )
+        mixed, settings = _sentiment_recipe(recipe, data_dir or recipe.parent, normalizer, hyper)
         labels, train_examples = _labels_for(mixed.train)
         for split, examples in mixed.validation.items():
             split_labels, splits[split] = _labels_for(examples)
@@ -355,6 +353,8 @@ def sentiment(
     if max_train_lines:
         train_examples = train_examples[:max_train_lines]
     log.info("labels: %s", data.label_counts(train_examples))
+    if not hyper.get("pretrain_epochs"):
+        unlabeled_files = []  # read only by pre-training
     if unlabeled_files:
         sources["pretrain_text"] = [str(path) for path in unlabeled_files]
     corpus = Corpus(
