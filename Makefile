@@ -63,7 +63,7 @@ release-models:  ## retrain en->de, de->en, sentiment (sst2, and the en mixture)
 	# sentiment/en, the mixture (not shipped yet; epochs and pieces read to be chosen on
 	# its validation splits): defaults sized for a CPU
 	$(BIN)/python -m model.train sentiment --recipe recipes/sentiment-en.toml \
-	  --data-dir $(DATA_DIR) --preset small --epochs 4 --pretrain-epochs 1 --batch-size 32 \
+	  --data-dir $(DATA_DIR) --preset small --epochs 4 --pretrain-epochs 1 \
 	  --warmup-steps 2000 --learning-rate-scale 0.5 --out $(RELEASE_OUT)
 	$(BIN)/python -m model.train langid --data-dir $(DATA_DIR)/multi30k --languages en,de,fr,cs \
 	  --preset tiny --d-model 64 --num-heads 2 --d-ff 128 --layers 2 --vocab-size 2000 \
