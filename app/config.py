@@ -20,6 +20,11 @@ class Settings(BaseSettings):
         "", description="pinned versions, e.g. 'translation/en-de=3,sentiment/sst2=1'"
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="0 disables polling for versions")
+    sentiment_model: str = Field(
+        "en",
+        description="name of the sentiment model /sentiment serves when it is loaded; "
+        "otherwise the first loaded one",
+    )
     device: Literal["auto", "cpu", "gpu"] = "auto"
     translation_engine: Literal["ctranslate2", "keras"] = Field(
         "ctranslate2",
@@ -63,6 +68,12 @@ class Settings(BaseSettings):
     # Limits
     max_text_chars: int = Field(2_000, ge=1)
     max_sentences_per_text: int = Field(50, ge=1, description="sentences (or lines) per text")
+    max_sentiment_chars: int = Field(
+        20_000,
+        ge=1,
+        description="characters per /sentiment text (whole reviews); the model reads a bounded "
+        "number of pieces of it, the first and the last ones (GET /models: reads)",
+    )
     max_items_per_request: int = Field(64, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1_024)
     request_timeout_seconds: float = Field(30.0, gt=0, description="deadline; then 504")

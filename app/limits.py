@@ -13,8 +13,12 @@ def as_list(value: str | list[str]) -> tuple[list[str], bool]:
     return (value, True) if isinstance(value, list) else ([value], False)
 
 
-def check_texts(texts: list[str], settings: Settings, field: str) -> list[str]:
-    """Refuses too many items, too long or empty texts; returns them unchanged."""
+def check_texts(
+    texts: list[str], settings: Settings, field: str, max_chars: int | None = None
+) -> list[str]:
+    """Refuses too many items, too long or empty texts; returns them unchanged. Texts may
+    have `max_chars` characters (default: settings.max_text_chars)."""
+    limit = settings.max_text_chars if max_chars is None else max_chars
     if not texts:
         raise InvalidInput(f"{field}: at least one text is required")
     if len(texts) > settings.max_items_per_request:
@@ -23,10 +27,8 @@ def check_texts(texts: list[str], settings: Settings, field: str) -> list[str]:
         )
     for index, text in enumerate(texts):
         where = f"{field}[{index}]" if len(texts) > 1 else field
-        if len(text) > settings.max_text_chars:
-            raise PayloadTooLarge(
-                f"{where}: {len(text)} characters, at most {settings.max_text_chars}"
-            )
+        if len(text) > limit:
+            raise PayloadTooLarge(f"{where}: {len(text)} characters, at most {limit}")
         if not basic(text):
             raise InvalidInput(f"{where}: text is empty")
     return texts

@@ -151,6 +151,15 @@ class SentimentAttention(BaseModel):
     attention: Matrix
 
 
+class ReadWindow(BaseModel):
+    """What a classifier reads of a text: at most `pieces` subword pieces; of a longer
+    text its first `head` and its last `tail` pieces."""
+
+    pieces: int
+    head: int
+    tail: int
+
+
 class ModelInfo(BaseModel):
     task: str
     name: str
@@ -162,6 +171,7 @@ class ModelInfo(BaseModel):
     engine: str | None = Field(
         None, description="translation: what decodes it, e.g. ctranslate2/int8 on cpu"
     )
+    reads: ReadWindow | None = None  # classifiers
 
 
 class Health(BaseModel):

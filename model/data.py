@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import keras
 import numpy as np
@@ -34,8 +34,9 @@ class DataError(ValueError):
     """Input data is missing or malformed; the message says where."""
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """Lines of a UTF-8 text file, plain or gzip, without their newlines."""
+def read_lines(path: str | Path, *, keep_cr: bool = False) -> list[str]:
+    """Lines of a UTF-8 text file, plain or gzip, without their newlines (and without a
+    carriage return before them, unless `keep_cr`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -53,7 +54,42 @@ def read_lines(path: str | Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    return lines if keep_cr else [line.rstrip("\r") for line in lines]
+
+
+def _join_broken_rows(lines: list[str], delimiter: str) -> list[str]:
+    """Rows whose text held a line break (CR LF, written unquoted) rejoined: a line with
+    fewer fields than the header, after a line ending in CR, continues that line. A CR LF
+    file's whole rows are left alone."""
+    if not lines:
+        return lines
+    fields = lines[0].count(delimiter)
+    rows = [lines[0]]
+    for line in lines[1:]:
+        if rows[-1].endswith("\r") and line.count(delimiter) < fields:
+            rows[-1] = rows[-1][:-1] + " " + line
+        else:
+            rows.append(line)
+    if len(rows) < len(lines):
+        log.info("rejoined %d lines broken inside a row", len(lines) - len(rows))
+    return [row.rstrip("\r") for row in rows]
+
+
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """`read_lines`, a line at a time (files too large to hold whole)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
+    try:
+        with opener(path, "rb") as handle:  # type: ignore[operator]
+            for number, raw in enumerate(handle, start=1):  # noqa: B007
+                yield raw.decode("utf-8").rstrip("\r\n")
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read: {error}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line {number} is not valid UTF-8") from None
 
 
 def find_split(data_dir: str | Path, split: str, language: str) -> Path:
@@ -107,7 +143,7 @@ def read_classification(path: str | Path) -> list[tuple[str, str]]:
     delimiter = "\t" if path.suffix in (".tsv", ".gz") else ","
     rows = list(
         csv.reader(
-            read_lines(path),
+            _join_broken_rows(read_lines(path, keep_cr=True), delimiter),
             delimiter=delimiter,
             quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
         )
@@ -160,6 +196,18 @@ def read_langid(
 
 def label_counts(examples: Sequence[tuple[str, str]]) -> dict[str, int]:
     return dict(sorted(Counter(label for _, label in examples).items()))
+
+
+T = TypeVar("T")
+
+
+def read_window(pieces: Sequence[T], limit: int, tail: int = 0) -> list[T]:
+    """What a classifier reads of a text's pieces: all of them up to `limit`, else the first
+    `limit - tail` and the last `tail` (ModelConfig.read_pieces and tail_pieces)."""
+    if len(pieces) <= limit:
+        return list(pieces)
+    head = limit - tail
+    return [*pieces[:head], *pieces[len(pieces) - tail :]]
 
 
 # Pipelines over already-tokenized ids.

@@ -1,4 +1,4 @@
-"""Training mixtures: several parallel corpora, each with its weight and validation split.
+"""Training mixtures: several corpora, each with its weight and validation split.
 
 A recipe is a small TOML file (see `recipes/`), one `[[corpus]]` table per corpus:
 
@@ -17,10 +17,20 @@ A recipe is a small TOML file (see `recipes/`), one `[[corpus]]` table per corpu
     validation = "general/newstest2013"
     weight = 4.0
 
+Classification corpora (`build_classification`) are files `read_classification` reads (a
+TSV or CSV with a header naming the text and label columns); `holdout` then counts texts:
+
+    [[corpus]]
+    name = "imdb"
+    train = "sentiment/imdb_train.tsv.gz"
+    holdout = 2500                            # 2,500 reviews carved out for validation
+
 Paths are relative to the data folder the caller gives. Every corpus is cleaned the same
-way: pairs with an empty side, the same text on both sides, an implausible length ratio,
-exact duplicates, or a source sentence that is in any validation split are dropped, and the
-counts are logged and recorded per corpus.
+way, and the counts are logged and recorded per corpus. Parallel text: pairs with an empty
+side, the same text on both sides, an implausible length ratio, exact duplicates, or a
+source sentence that is in any validation split are dropped. Classification: empty texts,
+repeated texts (compared as the model sees them), texts given contradicting labels, and texts
+in any validation split.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import logging
 import random
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +90,10 @@ class CorpusSpec:
         if spec.validation and spec.holdout:
             raise data.DataError(f"corpus {spec.name!r}: give validation or holdout, not both")
         return spec
+
+
+Reader = Callable[[Path, "CorpusSpec"], list[Pair]]
+Cleaner = Callable[[Sequence[Pair], set[str]], tuple[list[Pair], dict[str, int]]]
 
 
 @dataclass
@@ -172,6 +186,36 @@ def clean(pairs: Sequence[Pair], exclude_sources: set[str]) -> tuple[list[Pair],
     return kept, counts
 
 
+def clean_classification(
+    examples: Sequence[Pair], exclude: set[str], key: Callable[[str], str] = str
+) -> tuple[list[Pair], dict[str, int]]:
+    """Drops unusable (text, label) examples; `key` is the form texts are compared in (the
+    model's normalizer), `exclude` the validation texts in that form."""
+    counts = dict.fromkeys(("empty", "conflicting", "duplicate", "in_validation"), 0)
+    keyed = [(key(" ".join(text.split())), text, label) for text, label in examples]
+    labels: dict[str, set[str]] = {}
+    for k, _, label in keyed:
+        labels.setdefault(k, set()).add(label)
+    seen: set[str] = set()
+    kept = []
+    for k, text, label in keyed:
+        reason = None
+        if not k:
+            reason = "empty"
+        elif len(labels[k]) > 1:
+            reason = "conflicting"
+        elif k in seen:
+            reason = "duplicate"
+        elif k in exclude:
+            reason = "in_validation"
+        if reason:
+            counts[reason] += 1
+            continue
+        seen.add(k)
+        kept.append((" ".join(text.split()), label))
+    return kept, counts
+
+
 def carve(
     pairs: list[Pair], count: int, by_source: bool, seed: int
 ) -> tuple[list[Pair], list[Pair]]:
@@ -207,38 +251,81 @@ def build(
     seed: int = 1234,
     typed_share: float = 0.0,
 ) -> Mixture:
-    """Reads, splits, cleans and weights every corpus of a recipe.
+    """Reads, splits, cleans and weights every parallel corpus of a recipe.
 
     `typed_share` adds that share of each corpus' pairs once more with the source as people
     type it (lowercase, no final punctuation), so such input translates like clean input.
     """
+    for spec in specs:
+        if spec.holdout and (spec.holdout_by or source) not in (source, target):
+            raise data.DataError(f"corpus {spec.name!r}: holdout_by {spec.holdout_by!r} is no side")
+
+    def read(path: Path, spec: CorpusSpec) -> list[Pair]:
+        return read_corpus_file(path, spec, source, target)
+
+    return _build(
+        specs,
+        data_dir,
+        read,
+        clean,
+        by_source=lambda spec: (spec.holdout_by or source) == source,
+        seed=seed,
+        typed_share=typed_share,
+    )
+
+
+def build_classification(
+    specs: Sequence[CorpusSpec],
+    data_dir: Path,
+    *,
+    seed: int = 1234,
+    key: Callable[[str], str] = str,
+) -> Mixture:
+    """Reads, splits, cleans and weights every (text, label) corpus of a recipe; `key` is
+    the form texts are compared in when cleaning (the model's normalizer)."""
+
+    def read(path: Path, spec: CorpusSpec) -> list[Pair]:
+        return data.read_classification(path)
+
+    def cleaner(examples: Sequence[Pair], exclude: set[str]) -> tuple[list[Pair], dict[str, int]]:
+        return clean_classification(examples, exclude, key)
+
+    return _build(specs, data_dir, read, cleaner, by_source=lambda spec: True, seed=seed, key=key)
+
+
+def _build(
+    specs: Sequence[CorpusSpec],
+    data_dir: Path,
+    read: Reader,
+    cleaner: Cleaner,
+    *,
+    by_source: Callable[[CorpusSpec], bool],
+    seed: int,
+    typed_share: float = 0.0,
+    key: Callable[[str], str] = str,
+) -> Mixture:
     raw: dict[str, list[Pair]] = {}
     validation: dict[str, list[Pair]] = {}
     for spec in specs:
-        pairs = [
-            p for f in spec.train for p in read_corpus_file(data_dir / f, spec, source, target)
-        ]
+        pairs = [p for f in spec.train for p in read(data_dir / f, spec)]
         if spec.validation:
             # A given validation set is kept as published (empty pairs aside).
-            held = read_corpus_file(data_dir / spec.validation, spec, source, target)
+            held = read(data_dir / spec.validation, spec)
             validation[spec.name] = [
                 (s.strip(), t.strip()) for s, t in held if s.strip() and t.strip()
             ]
         elif spec.holdout:
-            by = spec.holdout_by or source
-            if by not in (source, target):
-                raise data.DataError(f"corpus {spec.name!r}: holdout_by {by!r} is no side")
             normalized = [(" ".join(s.split()), " ".join(t.split())) for s, t in pairs]
-            pairs, validation[spec.name] = carve(normalized, spec.holdout, by == source, seed)
+            pairs, validation[spec.name] = carve(normalized, spec.holdout, by_source(spec), seed)
         raw[spec.name] = pairs
         if spec.typed_variant and spec.name in validation:
             validation[f"{spec.name}_typed"] = [(typed(s), t) for s, t in validation[spec.name]]
-    held_sources = {s for pairs in validation.values() for s, _ in pairs}
+    held_sources = {key(s) for pairs in validation.values() for s, _ in pairs}
     rng = random.Random(seed)
     train: list[Pair] = []
     report: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        kept, dropped = clean(raw[spec.name], held_sources)
+        kept, dropped = cleaner(raw[spec.name], held_sources)
         if not kept:
             raise data.DataError(f"corpus {spec.name!r}: no usable pairs")
         weighted = upsample(kept, spec.weight, rng)

@@ -12,7 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from model import artifacts
+from model.calibration import softmax
 from model.config import ModelConfig
+from model.data import read_window
 from model.decoding import DecodeOptions, Decoder, XlaMode, attention_maps
 from model.transformer import Seq2SeqTransformer, TransformerClassifier, build_model
 from tokenizers import EOS_ID, Piece, SubwordTokenizer, normalize
@@ -151,7 +153,7 @@ class Classifier:
         self.manifest = loaded.manifest
         self.config = loaded.config
         self.labels = list(self.config.labels)
-        self.max_tokens = self.config.max_length
+        self.temperature = self.config.temperature
         # One graph for every batch shape: eager Keras calls are slow on the CPU.
         self._forward = tf.function(
             lambda ids: self.model(ids, training=False),
@@ -164,9 +166,13 @@ class Classifier:
     def close(self) -> None:
         """Nothing runs in the background for a classifier."""
 
+    def read(self, pieces: Sequence[Any]) -> list[Any]:
+        """The pieces of a text the model reads (all, or its head and tail)."""
+        return read_window(pieces, self.config.read_limit, self.config.tail_pieces)
+
     def _ids(self, texts: Sequence[str]) -> np.ndarray:
         encoded = [
-            ids[: self.max_tokens] or [0]
+            self.read(ids) or [0]
             for ids in self.tokenizer.encode_batch([self.prepare(t) for t in texts])
         ]
         width = -(-max(len(ids) for ids in encoded) // 8) * 8  # a few shapes, few traces
@@ -175,14 +181,15 @@ class Classifier:
             batch[row, : len(ids)] = ids
         return batch
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), labels) softmax probabilities."""
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), labels) logits, before the temperature."""
         if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        logits = self._forward(tf.constant(self._ids(texts))).numpy()
-        logits = np.asarray(logits, dtype=np.float64)
-        exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+            return np.zeros((0, len(self.labels)), dtype=np.float64)
+        return np.asarray(self._forward(tf.constant(self._ids(texts))).numpy(), np.float64)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), labels) softmax probabilities of the logits / temperature."""
+        return softmax(self.logits(texts), self.temperature).astype(np.float32)
 
     def classify(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Every label with its probability, most likely first, per text."""
@@ -194,11 +201,10 @@ class Classifier:
     def attention(self, text: str) -> dict[str, Any]:
         prepared = self.prepare(text)
         encoding = self.tokenizer.encode_with_spans(prepared)
-        pieces = encoding.pieces[: self.max_tokens]
+        pieces = self.read(encoding.pieces)
         ids = np.array([[p.id for p in pieces] or [0]], dtype=np.int32)
         logits, attention = self.model(ids, training=False, return_attention=True)
-        probs = np.exp(logits[0] - np.max(logits[0]))
-        probs = probs / probs.sum()
+        probs = softmax(np.asarray(logits), self.temperature)[0]
         best = int(np.argmax(probs))
         return {
             "text": prepared,

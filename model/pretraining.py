@@ -5,6 +5,12 @@ overfits within a few epochs. Before it is fitted, its encoder can first learn t
 masked tokens of the training texts and of any extra unlabeled text (BERT's objective: a
 share of the tokens is chosen; 80% of those become <unk>, 10% a random token, 10% stay).
 The classifier then starts from the pre-trained embedding, blocks and final norm.
+
+Unlabeled text can be large (IMDB's 50,000 unlabeled reviews are 12M words): texts arrive
+one at a time, repeated texts are skipped by a short digest, their pieces are kept in one
+int32 array, and a long text is cut into consecutive windows of the model's input length
+rather than truncated to its first one. Each epoch is checkpointed in the work folder, so a
+pre-training stopped midway resumes from its last epoch when the run is started again.
 """
 
 from __future__ import annotations
@@ -12,15 +18,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from model.config import ModelConfig, TrainConfig
 from model.data import PaddedBatches
-from model.objectives import MaskedAccuracy, MaskedSequenceLoss, transformer_optimizer
+from model.objectives import MaskedAccuracy, MaskedSequenceLoss, TokenCount, transformer_optimizer
+from model.reporting import ProgressLog
 from model.transformer import MaskedLanguageModel
 from tokenizers import EOS_ID, PAD_ID, UNK_ID, SubwordTokenizer
 
@@ -29,6 +39,9 @@ log = logging.getLogger(__name__)
 FIRST_WORD_ID = EOS_ID + 1  # ids below are padding and special tokens
 PRETRAINED_WEIGHTS = "pretrained.weights.h5"
 PRETRAINED_RECORD = "pretrained.json"
+PRETRAIN_BACKUP = "pretrain_backup"  # the epoch checkpoint of an unfinished pre-training
+ENCODE_CHUNK = 512  # texts tokenized at a time
+MIN_TAIL_PIECES = 8  # a long text's last window, when shorter than this, is left out
 
 
 def mask_tokens(
@@ -46,8 +59,74 @@ def mask_tokens(
     return inputs, targets
 
 
+@dataclass
+class Windows:
+    """Every piece of the pre-training texts in one array, cut into windows of at most
+    `length` pieces (row i is pieces[starts[i]:ends[i]]), and what they were made from."""
+
+    pieces: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    texts: int  # distinct non-empty texts read
+    sha256: str  # of those texts, in order
+
+    def rows(self) -> list[tuple[np.ndarray]]:
+        return [(self.pieces[a:b],) for a, b in zip(self.starts, self.ends, strict=True)]
+
+
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def cut_windows(lengths: Sequence[int], length: int) -> list[tuple[int, int]]:
+    """(start, end) offsets into the texts' concatenated pieces: each text in consecutive
+    windows of `length`, its last window kept when whole or at least MIN_TAIL_PIECES long."""
+    windows = []
+    offset = 0
+    for size in lengths:
+        for start in range(0, size, length):
+            end = min(start + length, size)
+            if start == 0 or end - start >= MIN_TAIL_PIECES:
+                windows.append((offset + start, offset + end))
+        offset += size
+    return windows
+
+
+def encode_windows(texts: Iterable[str], tokenizer: SubwordTokenizer, length: int) -> Windows:
+    """Tokenizes `texts` (a generator is read once, a chunk at a time) into windows."""
+    seen: set[bytes] = set()
+    digest = hashlib.sha256()
+    parts: list[np.ndarray] = []
+    windows: list[tuple[int, int]] = []
+    offset = 0
+    for chunk in _chunks((t for t in texts if t.strip()), ENCODE_CHUNK):
+        fresh = []
+        for text in chunk:
+            key = hashlib.blake2b(text.encode("utf-8"), digest_size=12).digest()
+            if key not in seen:
+                seen.add(key)
+                fresh.append(text)
+                digest.update(text.encode("utf-8") + b"\n")
+        encoded = tokenizer.encode_batch(fresh)
+        cuts = cut_windows([len(ids) for ids in encoded], length)
+        windows += [(a + offset, b + offset) for a, b in cuts]
+        flat = np.fromiter((i for ids in encoded for i in ids), np.int32)
+        parts.append(flat)
+        offset += len(flat)
+    pieces = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    bounds = np.array(windows, np.int64).reshape(-1, 2)
+    return Windows(pieces, bounds[:, 0], bounds[:, 1], len(seen), digest.hexdigest())
+
+
 def masked_batches(
-    texts_ids: Sequence[list[int]],
+    rows: Sequence[tuple[np.ndarray]],
     *,
     rate: float,
     vocab_size: int,
@@ -57,9 +136,8 @@ def masked_batches(
 ) -> PaddedBatches:
     """Fixed-shape batches whose masking is drawn anew for every batch of every epoch."""
     rng = np.random.default_rng(seed)
-    rows = [(np.array(ids[:max_length], np.int32),) for ids in texts_ids if ids]
     return PaddedBatches(
-        rows,
+        [row for row in rows if len(row[0])],
         length_of=lambda row: len(row[0]),
         batch_size_for=lambda bound: batch_size,
         to_batch=lambda ids: mask_tokens(ids, rate, rng, vocab_size),
@@ -70,7 +148,7 @@ def masked_batches(
 
 
 def pretrain_encoder(
-    texts: Sequence[str],
+    texts: Iterable[str],
     tokenizer: SubwordTokenizer,
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -78,57 +156,84 @@ def pretrain_encoder(
     *,
     replicas: int = 1,
     verbose: int | str = 2,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[MaskedLanguageModel, dict[str, Any]]:
     """A masked language model trained for `train_config.pretrain_epochs` on `texts`
-    (already normalized), and a summary of the run for the manifest.
+    (already normalized; read once), and a summary of the run for the manifest.
 
     Its weights and summary are kept in `work`: a resumed run with the same texts and
-    settings reuses them instead of pre-training again. An interrupted pre-training starts
-    over. Batches are a multiple of `replicas` (a distribution strategy's) examples.
+    settings reuses them instead of pre-training again, and one whose pre-training was
+    stopped resumes it from its last epoch. Batches are a multiple of `replicas` (a
+    distribution strategy's) examples.
     """
-    unique = list(dict.fromkeys(t for t in texts if t.strip()))
+    window = min(train_config.max_source_length, model_config.max_length)
+    windows = encode_windows(texts, tokenizer, window)
     mlm = MaskedLanguageModel(model_config)
     mlm(np.ones((1, 4), np.int32))
     settings = {
         "epochs": train_config.pretrain_epochs,
-        "texts": len(unique),
+        "texts": windows.texts,
+        "windows": len(windows.starts),
+        "window_pieces": window,
         "mask_rate": train_config.mask_rate,
-        "texts_sha256": hashlib.sha256("\n".join(unique).encode("utf-8")).hexdigest(),
+        "texts_sha256": windows.sha256,
     }
     weights, record = work / PRETRAINED_WEIGHTS, work / PRETRAINED_RECORD
-    if weights.exists() and record.exists():
-        saved = json.loads(record.read_text(encoding="utf-8"))
-        if saved.get("settings") == settings:
-            mlm.load_weights(weights)
-            log.info("pre-trained encoder reused from %s", weights)
-            return mlm, saved["summary"]
-        log.info("pre-training again: the saved encoder had other texts or settings")
+    saved = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    if saved.get("settings") == settings and saved.get("summary") and weights.exists():
+        mlm.load_weights(weights)
+        log.info("pre-trained encoder reused from %s", weights)
+        return mlm, saved["summary"]
+    if saved.get("settings") != settings:
+        if saved:
+            log.info("pre-training again: the saved encoder had other texts or settings")
+        shutil.rmtree(work / PRETRAIN_BACKUP, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"settings": settings, "summary": None}), encoding="utf-8")
     batch_size = max(replicas, train_config.batch_size - train_config.batch_size % replicas)
     batches = masked_batches(
-        tokenizer.encode_batch(unique),
+        windows.rows(),
         rate=train_config.mask_rate,
         vocab_size=tokenizer.vocab_size,
         batch_size=batch_size,
-        max_length=min(train_config.max_source_length, model_config.max_length),
+        max_length=window,
         seed=train_config.seed,
     )
     optimizer = transformer_optimizer(
         model_config.d_model, train_config.warmup_steps, train_config.learning_rate_scale
     )
-    mlm.compile(optimizer=optimizer, loss=MaskedSequenceLoss(0.0), metrics=[MaskedAccuracy()])
+    mlm.compile(
+        optimizer=optimizer,
+        loss=MaskedSequenceLoss(0.0),
+        metrics=[MaskedAccuracy(), TokenCount()],
+    )
     log.info(
-        "pre-training the encoder: %d texts, %d epochs, %.0f%% of tokens masked",
-        len(unique),
+        "pre-training the encoder: %d texts in %d windows of up to %d pieces (%d pieces), "
+        "%d epochs, %.0f%% of tokens masked",
+        windows.texts,
+        len(windows.starts),
+        window,
+        len(windows.pieces),
         train_config.pretrain_epochs,
         100 * train_config.mask_rate,
     )
-    history = mlm.fit(batches, epochs=train_config.pretrain_epochs, verbose=verbose)
+    callbacks = [
+        ProgressLog(train_config.log_every, unit="masked tokens", what="pre-training epoch"),
+        # Kept until the summary is written: a stopped pre-training resumes from its last epoch.
+        keras.callbacks.BackupAndRestore(str(work / PRETRAIN_BACKUP), delete_checkpoint=False),
+        *callbacks,
+    ]
+    history = mlm.fit(
+        batches, epochs=train_config.pretrain_epochs, callbacks=callbacks, verbose=verbose
+    )
     summary = {
         "epochs": settings["epochs"],
         "texts": settings["texts"],
+        "windows": settings["windows"],
         "loss": round(float(history.history["loss"][-1]), 4),
         "masked_token_accuracy": round(float(history.history["accuracy"][-1]), 4),
     }
     mlm.save_weights(weights)
     record.write_text(json.dumps({"settings": settings, "summary": summary}), encoding="utf-8")
+    shutil.rmtree(work / PRETRAIN_BACKUP, ignore_errors=True)
     return mlm, summary

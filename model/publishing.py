@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model import artifacts
+from model.calibration import ECE_BINS, expected_calibration_error, fit_temperature, softmax
 from model.config import ModelConfig, TrainConfig
 from model.reporting import plot_curves
 from model.scoring import classification_scores, translation_scores
@@ -37,7 +38,12 @@ FITTED_RECORD = "fitted.json"
 def publish_fitted(
     fitted: Fitted, corpus: Corpus, out: str | Path, *, beam_size: int | None = None
 ) -> Path:
-    """Scores the fitted model on the corpus' validation (and test) split and publishes it."""
+    """Scores the fitted model on the corpus' validation (and test) split and publishes it.
+
+    A translation model is exported to CTranslate2 and checked first; its splits are then
+    scored through the engine (as served, and minutes faster than the reference decoder).
+    A classifier is published with the temperature fitted on its validation logits.
+    """
     from model.predictor import LoadedArtifact
 
     train_config = fitted.train_config
@@ -50,8 +56,6 @@ def publish_fitted(
         fitted.tokenizer.save(staging / artifacts.TOKENIZER)
         engine_check, decoder = None, None
         if fitted.model_config.task == "translation":
-            # Exported and checked first: the validation splits are then scored through
-            # the engine (as served, and minutes faster than the reference decoder).
             from model import engine
 
             engine_check = export_engine(
@@ -66,11 +70,14 @@ def publish_fitted(
         log.info("validation metrics: %s", json.dumps(metrics))
         if decoder is not None:
             decoder.close()
+        model_config = fitted.model_config
+        if "calibration" in metrics:  # classifiers serve with the fitted temperature
+            model_config = model_config.replace(temperature=metrics["calibration"]["temperature"])
         (staging / artifacts.METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-        title = f"{fitted.model_config.task}/{corpus.name}"
+        title = f"{model_config.task}/{corpus.name}"
         plot_curves(fitted.history, staging / "curves.png", title)
         manifest = {
-            "model_config": fitted.model_config.to_dict(),
+            "model_config": model_config.to_dict(),
             "train_config": train_config.to_dict(),
             "tokenizer": {
                 "files": [artifacts.TOKENIZER],
@@ -220,18 +227,14 @@ def evaluate_corpus(
     """Scores on the validation split, and on the test split when one was given.
 
     A mixture is scored on each corpus' validation split (`validation:<name>`), and on their
-    concatenation (`validation`) from the same translations.
+    concatenation (`validation`) from the same outputs. Classifiers also get a temperature,
+    fit on the validation logits (`calibration`).
     """
     splits = dict(corpus.validation_splits) or {"validation": corpus.validation}
     if corpus.test:
         splits["test"] = corpus.test
-    results: dict[str, Any] = {}
     if loaded.config.task != "translation":
-        from model.predictor import Classifier
-
-        for split, examples in splits.items():
-            results[split] = evaluate_classifier(Classifier(loaded), examples)
-        return results
+        return evaluate_classifier_splits(loaded, splits, pooled=bool(corpus.validation_splits))
     from model.decoding import DecodeOptions
     from model.predictor import Translator
 
@@ -243,13 +246,14 @@ def evaluate_corpus(
         penalty = ENGINE_LENGTH_PENALTY
     options = DecodeOptions(beam_size=train.beam_size, length_penalty=penalty)
     pooled: tuple[list[str], list[str]] = ([], [])
+    results: dict[str, Any] = {}
     for split, examples in splits.items():
         references = [t for _, t in examples]
         hypotheses: list[str] = []
         scores = evaluate_translation(
             translator, [s for s, _ in examples], references, options, collect=hypotheses
         )
-        name = split if split in ("validation", "test") else f"validation:{split}"
+        name = _split_name(split)
         results[name] = scores
         if split in corpus.validation_splits:
             pooled[0].extend(hypotheses)
@@ -290,13 +294,71 @@ def evaluate_translation(
     return scores
 
 
+def _split_name(split: str) -> str:
+    return split if split in ("validation", "test") else f"validation:{split}"
+
+
+def evaluate_classifier_splits(
+    loaded: LoadedArtifact, splits: dict[str, list[tuple[str, str]]], *, pooled: bool
+) -> dict[str, Any]:
+    """Accuracy, F1 and calibration error per split (`validation:<corpus>` for a mixture's,
+    and `validation` for them pooled), with a temperature fit on the pooled validation
+    logits: every split's error is reported before (`ece_uncalibrated`) and after it."""
+    from model.predictor import Classifier
+
+    classifier = Classifier(loaded)
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    logits = {s: classifier_logits(classifier, [t for t, _ in ex]) for s, ex in splits.items()}
+    truth = {s: np.array([index[label] for _, label in ex], int) for s, ex in splits.items()}
+    held = [s for s in splits if s != "test"]  # the test split is never fit on
+    if pooled:
+        logits["validation"] = np.concatenate([logits[s] for s in held])
+        truth["validation"] = np.concatenate([truth[s] for s in held])
+    temperature = fit_temperature(logits["validation"], truth["validation"])
+    results: dict[str, Any] = {}
+    for split in logits:
+        results[_split_name(split)] = classifier_scores(
+            logits[split], truth[split], classifier.labels, temperature
+        )
+        log.info("%s: %s", _split_name(split), results[_split_name(split)])
+    results["calibration"] = {
+        "temperature": temperature,
+        "fit_on": "validation",
+        "ece_bins": ECE_BINS,
+        "ece_uncalibrated": results["validation"]["ece_uncalibrated"],
+        "ece": results["validation"]["ece"],
+    }
+    return results
+
+
+def classifier_logits(
+    classifier: Classifier, texts: Sequence[str], batch_size: int = 128
+) -> np.ndarray:
+    """Logits of every text, in batches of texts of similar length (less padding)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), len(classifier.labels)), np.float64)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        out[chunk] = classifier.logits([texts[i] for i in chunk])
+    return out
+
+
+def classifier_scores(
+    logits: np.ndarray, truth: np.ndarray, labels: Sequence[str], temperature: float
+) -> dict[str, Any]:
+    """Accuracy and F1 (a temperature changes no prediction), and the expected calibration
+    error of the probabilities before and after the temperature."""
+    scores = classification_scores(truth.tolist(), np.argmax(logits, -1).tolist(), labels)
+    scores["ece_uncalibrated"] = round(expected_calibration_error(softmax(logits), truth), 4)
+    scores["ece"] = round(expected_calibration_error(softmax(logits, temperature), truth), 4)
+    return scores
+
+
 def evaluate_classifier(
     classifier: Classifier, examples: Sequence[tuple[str, str]], batch_size: int = 128
 ) -> dict[str, Any]:
-    predicted: list[int] = []
-    for start in range(0, len(examples), batch_size):
-        texts = [text for text, _ in examples[start : start + batch_size]]
-        predicted.extend(np.argmax(classifier.probabilities(texts), axis=-1).tolist())
+    """Scores with the classifier's own temperature."""
     index = {label: i for i, label in enumerate(classifier.labels)}
-    truth = [index[label] for _, label in examples]
-    return classification_scores(truth, predicted, classifier.labels)
+    truth = np.array([index[label] for _, label in examples], int)
+    logits = classifier_logits(classifier, [text for text, _ in examples], batch_size)
+    return classifier_scores(logits, truth, classifier.labels, classifier.temperature)

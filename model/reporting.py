@@ -51,10 +51,19 @@ class ProgressLog(keras.callbacks.Callback):
     Place it before TokensPerSecond, which replaces the `tokens` count it reads.
     """
 
-    def __init__(self, seconds: float, epoch_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        epoch_tokens: int | None = None,
+        *,
+        unit: str = "target tokens",
+        what: str = "epoch",
+    ) -> None:
         super().__init__()
         self.seconds = seconds
         self.epoch_tokens = epoch_tokens
+        self.unit = unit  # what the `tokens` metric counts
+        self.what = what  # what the line calls an epoch (training, pre-training)
         self._start = self._last = time.perf_counter()
         self._epoch = 0
 
@@ -76,12 +85,14 @@ class ProgressLog(keras.callbacks.Callback):
         )
         remaining = f", epoch ends in ~{elapsed * (1 - done) / done / 60:.1f} min" if done else ""
         log.info(
-            "epoch %d step %d%s: loss %.4f, %.0f target tokens/s%s",
+            "%s %d step %d%s: loss %.4f, %.0f %s/s%s",
+            self.what,
             self._epoch,
             batch + 1,
             f"/{steps}" if steps else "",
             float(logs.get("loss", float("nan"))),
             tokens / elapsed,
+            self.unit,
             remaining,
         )
 

@@ -23,11 +23,15 @@ from model.cli import setup_logging, user_errors
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
-LIMITS = {
+LIMITS = {  # per task/name, else per task
     "translation": "Trained on Multi30k image captions: short, literal descriptions of photos. "
     "Expect weaker output on other domains (news, dialogue, long or technical text).",
     "sentiment": "Trained on SST-2 movie-review phrases, lowercased and split PTB-style; served "
     "text is normalized the same way. Other domains, sarcasm and mixed opinions are weak spots.",
+    "sentiment/en": "Trained on a mixture of SST-2 movie-review phrases, IMDB movie reviews and "
+    "product pros/cons sentences, all lowercased and split PTB-style (markup removed); served "
+    "text is normalized the same way. A long review is read as its first and last pieces only "
+    "(above). Domains far from movies and products, sarcasm and mixed opinions are weak spots.",
     "langid": "Distinguishes four languages only (en, de, fr, cs), trained on image captions; "
     "very short inputs, names and other languages get a confident but meaningless answer.",
 }
@@ -57,11 +61,26 @@ def _table(metrics: dict[str, Any]) -> str:
     for split, values in metrics.items():
         beam = values.get("beam_size")
         decoding = "" if beam is None else " (greedy)" if beam == 1 else f" (beam {beam})"
-        for name in ("bleu", "chrf", "accuracy", "f1"):
+        for name in ("bleu", "chrf", "accuracy", "f1", "ece_uncalibrated", "ece", "temperature"):
             if name in values:
                 label = name + (decoding if name in ("bleu", "chrf") else "")
                 rows.append(f"| {split} | {label} | {values[name]} |")
     return "\n".join(rows)
+
+
+def _reading(config: dict[str, Any]) -> str:
+    """What a classifier reads of a text, and how its probabilities are scaled."""
+    limit = config.get("read_pieces") or config["max_length"]
+    tail = config.get("tail_pieces", 0)
+    longer = (
+        f"the first {limit - tail} and the last {tail} of a longer text"
+        if tail
+        else "the first ones of a longer text"
+    )
+    return (
+        f"- reads up to {limit} pieces per text ({longer}); logits divided by the "
+        f"temperature {config.get('temperature', 1.0)} (fit on validation) before the softmax"
+    )
 
 
 def model_card(manifest: dict[str, Any], notes: str) -> str:
@@ -91,13 +110,14 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
         f"{train['warmup_steps']} steps, batch {train['batch_tokens']} tokens / "
         f"{train['batch_size']} examples, seed {train['seed']}",
         f"- weights stored as {manifest.get('weights_dtype', 'float32')}",
+        *([_reading(config)] if task != "translation" else []),
         "",
         "## Scores (measured when trained; held-out test splits never chose anything)",
         _table(manifest.get("metrics", {})),
     ]
     if signature:
         lines += ["", f"sacreBLEU signature: `{signature}`"]
-    lines += ["", "## Known limits", LIMITS.get(task, "")]
+    lines += ["", "## Known limits", LIMITS.get(f"{task}/{name}", LIMITS.get(task, ""))]
     if notes:
         lines += ["", "## Notes", notes]
     return "\n".join(lines) + "\n"

@@ -85,6 +85,17 @@ def _hyper(
         int | None,
         Opt(help="tokens: longer sources are dropped (translation) or cut (classifiers)"),
     ] = None,
+    max_length: Annotated[
+        int | None, Opt(help="longest input the model is built for (positions)")
+    ] = None,
+    read_pieces: Annotated[
+        int | None,
+        Opt(help="classifiers: pieces read per text (default: max_source_length)"),
+    ] = None,
+    tail_pieces: Annotated[
+        int | None,
+        Opt(help="classifiers: of those, taken from a longer text's end (0: the start only)"),
+    ] = None,
     early_stopping_patience: Annotated[int | None, Opt()] = None,
     average_checkpoints: Annotated[int | None, Opt(help="average the N best epochs")] = None,
     beam_size: Annotated[int | None, Opt(help="beam for the final validation score")] = None,
@@ -251,53 +262,130 @@ def _translation_corpus(
 def _labels_for(examples: list[tuple[str, str]]) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
     """SST-2's 0/1 become NEGATIVE/POSITIVE; other label names are upper-cased."""
     names = sorted({label for _, label in examples})
-    if names == ["0", "1"]:
+    if set(names) <= {"0", "1"}:  # also a split that holds one of the two
         mapping = {"0": "NEGATIVE", "1": "POSITIVE"}
     else:
         mapping = {n: n.upper() for n in names}
     return tuple(mapping[n] for n in names), [(t, mapping[lab]) for t, lab in examples]
 
 
+# Recipe settings the sentiment command reads besides its corpora: flags given on the
+# command line win over them.
+SENTIMENT_RECIPE_KEYS = {"name", "normalizer", "headline", "pretrain_text"}
+
+
+def _sentiment_recipe(
+    recipe: Path, data_dir: Path, normalizer: str | None, hyper: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The mixture of a sentiment recipe, and its settings with the flags' defaults filled."""
+    from model import data, mixture
+    from tokenizers import normalize
+
+    specs, settings = mixture.read_recipe(recipe)
+    unknown = set(settings) - SENTIMENT_RECIPE_KEYS - set(hyper)
+    if unknown:
+        raise data.DataError(f"{recipe}: unknown settings {sorted(unknown)}")
+    for key, value in settings.items():
+        if key in hyper and hyper[key] is None:
+            hyper[key] = value
+    norm = normalizer or settings.get("normalizer", "review")
+    mixed = mixture.build_classification(
+        specs, data_dir, seed=hyper.get("seed") or 1234, key=lambda text: normalize(text, norm)
+    )
+    settings = {**settings, "normalizer": norm}
+    settings["pretrain_text"] = [data_dir / f for f in settings.get("pretrain_text", [])]
+    return mixed, settings
+
+
 @app.command()
 @_hyper_options
 @user_errors
 def sentiment(
-    train: Annotated[Path, Opt(help="SST-2 TSV, CSV with text/label columns, or aclImdb folder")],
-    dev: Annotated[Path, Opt(help="validation data, same formats")],
+    train: Annotated[
+        Path | None, Opt(help="SST-2 TSV, CSV with text/label columns, or aclImdb folder")
+    ] = None,
+    dev: Annotated[Path | None, Opt(help="validation data, same formats")] = None,
+    recipe: Annotated[
+        Path | None,
+        Opt(help="TOML mixture of corpora with weights and validation splits (recipes/)"),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, Opt(help="with --recipe: the folder its paths are relative to")
+    ] = None,
     out: Out = Path("runs"),
     preset: Preset = "small",
-    name: Annotated[str, Opt(help="model name in the artifacts tree")] = "sst2",
-    normalizer: Annotated[str, Opt(help="sst (lowercase, PTB tokens) | basic")] = "sst",
+    name: Annotated[
+        str | None, Opt(help="model name in the artifacts tree (default: sst2, or the recipe's)")
+    ] = None,
+    normalizer: Annotated[
+        str | None,
+        Opt(help="sst (lowercase, PTB tokens) | review (sst for raw reviews too) | basic"),
+    ] = None,
     max_train_lines: Annotated[int | None, Opt()] = None,
     pretrain_text: Annotated[
         list[Path] | None,
         Opt(
-            help="unlabeled text, one sentence a line (.gz too), added to the training texts "
-            "for --pretrain-epochs; repeatable"
+            help="unlabeled text, one text a line (.gz too; long ones are cut into windows), "
+            "added to the training texts for --pretrain-epochs; repeatable"
         ),
     ] = None,
     mixed_precision: Annotated[str, Opt(help="auto | on | off")] = "auto",
     **hyper: Any,
 ) -> None:
-    """Train a Transformer sentiment classifier."""
+    """Train a Transformer sentiment classifier, on one corpus (--train, --dev) or on a
+    recipe's mixture (--recipe)."""
     setup_logging()
     from model import data
     from model.training import Corpus
 
-    labels, train_examples = _labels_for(data.read_classification(train))
-    dev_labels, dev_examples = _labels_for(data.read_classification(dev))
-    if set(dev_labels) - set(labels):
-        raise data.DataError(
-            f"{dev}: labels {sorted(set(dev_labels) - set(labels))} not in training"
-        )
+    if (recipe is None) == (train is None and dev is None) or (recipe is None and not train):
+        raise ValueError("give --recipe, or --train and --dev")
+    if recipe is None and dev is None:
+        raise ValueError("--train needs --dev")
+    splits: dict[str, list[tuple[str, str]]] = {}
+    unlabeled_files = list(pretrain_text or [])
+    if recipe is not None:
+        mixed, settings = _sentiment_recipe(recipe, data_dir or recipe.parent, normalizer, hyper)
+        labels, train_examples = _labels_for(mixed.train)
+        for split, examples in mixed.validation.items():
+            split_labels, splits[split] = _labels_for(examples)
+            if set(split_labels) - set(labels):
+                raise data.DataError(f"{split}: labels {sorted(split_labels)} not in training")
+        dev_examples = [pair for pairs in splits.values() for pair in pairs]
+        name = name or settings.get("name", "en")
+        normalizer = settings["normalizer"]
+        unlabeled_files = settings["pretrain_text"] + unlabeled_files
+        sources: dict[str, Any] = {
+            "recipe": str(recipe),
+            "recipe_text": recipe.read_text(),
+            **{k: v for k, v in settings.items() if k != "pretrain_text"},
+            "corpora": mixed.report,
+        }
+    else:
+        assert train is not None and dev is not None
+        labels, train_examples = _labels_for(data.read_classification(train))
+        dev_labels, dev_examples = _labels_for(data.read_classification(dev))
+        if set(dev_labels) - set(labels):
+            raise data.DataError(
+                f"{dev}: labels {sorted(set(dev_labels) - set(labels))} not in training"
+            )
+        name, normalizer = name or "sst2", normalizer or "sst"
+        sources = {"train": str(train), "dev": str(dev)}
     if max_train_lines:
         train_examples = train_examples[:max_train_lines]
     log.info("labels: %s", data.label_counts(train_examples))
-    sources: dict[str, Any] = {"train": str(train), "dev": str(dev)}
-    unlabeled = [line for path in pretrain_text or [] for line in data.read_lines(path)]
-    if pretrain_text:
-        sources["pretrain_text"] = [str(path) for path in pretrain_text]
-    corpus = Corpus(name, train_examples, dev_examples, sources, unlabeled=unlabeled)
+    if not hyper.get("pretrain_epochs"):
+        unlabeled_files = []  # read only by pre-training
+    if unlabeled_files:
+        sources["pretrain_text"] = [str(path) for path in unlabeled_files]
+    corpus = Corpus(
+        name,
+        train_examples,
+        dev_examples,
+        sources,
+        validation_splits=splits,
+        unlabeled_files=unlabeled_files,
+    )
     _run("sentiment", corpus, preset, out, mixed_precision, normalizer, labels, hyper)
 
 

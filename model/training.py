@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,7 @@ class Corpus:
     test: list[tuple[str, str]] | None = None  # optional extra split to report
     train_examples: int | None = None  # when `train` is not kept (a saved fitted model)
     unlabeled: list[str] = field(default_factory=list)  # extra text for encoder pre-training
+    unlabeled_files: list[Path] = field(default_factory=list)  # more, read a line at a time
     # A mixture's validation split per corpus; `validation` is then their concatenation.
     validation_splits: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
@@ -179,6 +180,10 @@ def fit(
         raise ValueError("encoder pre-training is for classifiers (sentiment, langid)")
     if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stdout.isatty() else 2
+    if task != "translation" and not model_config.read_pieces:
+        # Recorded, so that the service reads texts as training cut them.
+        read = min(train_config.max_source_length, model_config.max_length)
+        model_config = model_config.replace(read_pieces=max(read, model_config.tail_pieces + 1))
     # Collective ops (multi-worker) must be configured before TensorFlow runs anything.
     strategy = strategy_for(train_config.strategy)
     keras.utils.set_random_seed(train_config.seed)
@@ -222,9 +227,8 @@ def fit(
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(model_config)
         if train_config.pretrain_epochs > 0:
-            texts = [text for text, _ in train_set] + [normalize(t, norm) for t in corpus.unlabeled]
             mlm, pretraining = pretrain_encoder(
-                texts,
+                _pretraining_texts(train_set, corpus, norm),
                 tokenizer,
                 model_config,
                 train_config,
@@ -281,6 +285,16 @@ def fit(
     if budget is not None and budget.stopped_early:
         selection["stopped_by_time_budget"] = True
     return Fitted(model, tokenizer, model_config, train_config, history_dict, selection)
+
+
+def _pretraining_texts(
+    train_set: list[tuple[str, str]], corpus: Corpus, normalizer: str
+) -> Iterator[str]:
+    """The (normalized) training texts, then the unlabeled ones, files read line by line."""
+    yield from (text for text, _ in train_set)
+    yield from (normalize(text, normalizer) for text in corpus.unlabeled)
+    for path in corpus.unlabeled_files:
+        yield from (normalize(line, normalizer) for line in data.iter_lines(path))
 
 
 def _history_from_log(path: Path, history: dict[str, list[float]]) -> dict[str, list[float]]:
@@ -389,15 +403,16 @@ def _classification_data(
 ) -> tuple[Any, Any]:
     index = {label: i for i, label in enumerate(model_config.labels)}
 
+    limit, tail = model_config.read_limit, model_config.tail_pieces
+
     def encode(examples: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
         ids = tokenizer.encode_batch([text for text, _ in examples])
-        return [(i, index[label]) for i, (_, label) in zip(ids, examples, strict=True)]
+        return [
+            (data.read_window(i, limit, tail), index[label])
+            for i, (_, label) in zip(ids, examples, strict=True)
+        ]
 
-    make = dict(
-        batch_size=config.batch_size,
-        seed=config.seed,
-        max_length=min(config.max_source_length, model_config.max_length),
-    )
+    make = dict(batch_size=config.batch_size, seed=config.seed, max_length=limit)
     batches = data.classification_dataset if on_tensorflow() else data.padded_classification_batches
     return batches(encode(train_set), shuffle=True, **make), batches(
         encode(val_set), shuffle=False, **make

@@ -113,3 +113,69 @@ def write_langid_corpus(folder: Path, per_language: int = 150) -> Path:
             ]
             write_lines(folder / f"{split}.{language}.gz", lines)
     return folder
+
+
+def review(label: int, rng: random.Random, sentences: int) -> str:
+    """A raw review-like text: capitals, html breaks, the verdict in its last sentence."""
+    body = [
+        f"The {rng.choice(NOUNS)} {rng.choice(VERBS)} {rng.choice(PLACES)}."
+        for _ in range(sentences)
+    ]
+    verdict = rng.choice(POSITIVE if label else NEGATIVE)
+    return "<br /><br />".join([*body, f"In the end it's {verdict.upper()}!"])
+
+
+def write_sentiment_mixture(folder: Path, *, weights: tuple[float, float, float]) -> Path:
+    """SST-2 style train/dev files, raw IMDB-like reviews and pros/cons sentences, with a
+    recipe mixing them (returned). Each file holds known cleaning cases; see the tests."""
+    rng = random.Random(11)
+    sst = [f"{label}\t{text}" for label, text in sentiment_rows(120, seed=12)]
+    write_lines(folder / "sst2" / "train.tsv", ["label\tsentence", *sst], gz=False)
+    write_sst(folder / "sst2" / "dev.tsv", 20, 13, "content")
+    labels = [i % 2 for i in range(60)]
+    reviews = [f"{y}\t{review(y, rng, rng.randint(2, 12))}" for y in labels]
+    # A review of markup alone (empty once normalized), an exact repeat, and a repeat that
+    # differs only in case and spacing.
+    extra = ["1\t<br /><br />", reviews[0], reviews[1].upper().replace(" ", "  ")]
+    write_lines(folder / "sentiment" / "imdb_train.tsv.gz", ["label\ttext", *reviews, *extra])
+    pros = [f"1\t{w.capitalize()} {n}, easy to use!" for w in POSITIVE for n in NOUNS]
+    cons = [f"0\t{w.capitalize()} {n}, hard to use." for w in NEGATIVE for n in NOUNS]
+    # A text given both labels, and SST-2 dev sentences (raw) that must leave training.
+    dev = [line.split("\t")[1] for line in read_text_lines(folder / "sst2" / "dev.tsv")[1:3]]
+    tricky = ["1\tWorks fine", "0\tworks fine", *(f"1\t{s.capitalize()}" for s in dev)]
+    write_lines(folder / "sentiment" / "pros_cons.tsv.gz", ["label\ttext", *pros, *cons, *tricky])
+    recipe = folder / "sentiment-test.toml"
+    recipe.write_text(
+        f"""name = "en"
+headline = "sst2"
+normalizer = "review"
+read_pieces = 24
+tail_pieces = 16
+
+[[corpus]]
+name = "sst2"
+train = "sst2/train.tsv"
+validation = "sst2/dev.tsv"
+weight = {weights[0]}
+
+[[corpus]]
+name = "imdb"
+train = "sentiment/imdb_train.tsv.gz"
+holdout = 10
+weight = {weights[1]}
+
+[[corpus]]
+name = "pros_cons"
+train = "sentiment/pros_cons.tsv.gz"
+holdout = 12
+weight = {weights[2]}
+""",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+def read_text_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+        return handle.read().splitlines()

@@ -103,7 +103,7 @@ async def attention_map(
         maps, rows, cols = result["cross_attention"], response.target_tokens, response.source_tokens
         what = "cross-attention"
     else:
-        served = sentiment_model(registry)
+        served = sentiment_model(registry, settings.sentiment_model)
         config = served.predictor.config
         layers = _select(body.layers, config.encoder_layers, "layers")
         heads = _select(body.heads, config.num_heads, "heads")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import RegistryDep
-from app.schemas import Health, ModelInfo, Readiness
+from app.schemas import Health, ModelInfo, Readiness, ReadWindow
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(tags=["system"])
@@ -58,6 +59,13 @@ async def models(registry: RegistryDep) -> list[ModelInfo]:
             metrics=m.manifest.get("metrics", {}),
             path=m.path,
             engine=getattr(m.predictor, "engine_description", None),
+            reads=_reads(m.manifest.get("model_config", {})) if m.task != "translation" else None,
         )
         for m in sorted(registry.models.values(), key=lambda m: m.key)
     ]
+
+
+def _reads(config: dict[str, Any]) -> ReadWindow:
+    pieces = config.get("read_pieces") or config.get("max_length", 0)
+    tail = config.get("tail_pieces", 0)
+    return ReadWindow(pieces=pieces, head=pieces - tail, tail=tail)

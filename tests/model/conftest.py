@@ -9,6 +9,7 @@ the selected tests ask for are started.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -141,6 +142,30 @@ def _mirrored_training(folder: Path, corpus_dir: Path) -> Run:
     return Run.start([sys.executable, "-c", MIRRORED_SCRIPT, str(folder / "out")], folder)
 
 
+def _cli_sentiment_recipe(folder: Path, corpus_dir: Path) -> Run:
+    data = folder / "data"
+    recipe = synthetic.write_sentiment_mixture(data, weights=(1.0, 2.0, 0.5))
+    rng = random.Random(5)
+    unlabeled = [synthetic.review(i % 2, rng, 20) for i in range(30)]
+    pretrain = synthetic.write_lines(data / "unlabeled.txt.gz", unlabeled)
+    command = [
+        sys.executable, "-m", "model.train", "sentiment", "--recipe", recipe, "--data-dir", data,
+        "--preset", "tiny", "--epochs", "2", "--vocab-size", "80", "--max-source-length", "32",
+        "--pretrain-epochs", "1", "--pretrain-text", pretrain, "--out", folder / "out",
+    ]  # fmt: skip
+    return Run.start([str(arg) for arg in command], folder)
+
+
+def _cli_sentiment_dev(folder: Path, corpus_dir: Path) -> Run:
+    train = synthetic.write_sst(folder / "train.tsv", 200, 1)
+    dev = synthetic.write_sst(folder / "dev.tsv", 30, 2, "content")
+    command = [
+        sys.executable, "-m", "model.train", "sentiment", "--train", train, "--dev", dev,
+        "--preset", "tiny", "--epochs", "1", "--vocab-size", "60", "--out", folder / "out",
+    ]  # fmt: skip
+    return Run.start([str(arg) for arg in command], folder)
+
+
 # fixture name -> how to start its run
 LAUNCHERS: dict[str, Callable[[Path, Path], Run]] = {
     "cli_translation_run": _cli_translation,
@@ -149,6 +174,8 @@ LAUNCHERS: dict[str, Callable[[Path, Path], Run]] = {
     "cli_unknown_preset_run": _cli_unknown_preset,
     "mirrored_training_run": _mirrored_training,
     "jax_training_run": _jax_training,
+    "cli_sentiment_recipe_run": _cli_sentiment_recipe,
+    "cli_sentiment_dev_run": _cli_sentiment_dev,
 }
 
 
@@ -199,6 +226,16 @@ def jax_training_run(background_runs: dict[str, Run]) -> Finished:
 @pytest.fixture(scope="session")
 def mirrored_training_run(background_runs: dict[str, Run]) -> Finished:
     return _finished(background_runs, "mirrored_training_run")
+
+
+@pytest.fixture(scope="session")
+def cli_sentiment_recipe_run(background_runs: dict[str, Run]) -> Finished:
+    return _finished(background_runs, "cli_sentiment_recipe_run")
+
+
+@pytest.fixture(scope="session")
+def cli_sentiment_dev_run(background_runs: dict[str, Run]) -> Finished:
+    return _finished(background_runs, "cli_sentiment_dev_run")
 
 
 # Tiny untrained models (seconds to build, milliseconds to run).

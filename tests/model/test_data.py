@@ -248,3 +248,44 @@ def test_padded_classification_batches_keep_labels_with_their_texts() -> None:
             length = sum(1 for i in row if i != PAD_ID)
             seen.append((length, label))
     assert sorted(seen) == sorted([(min(n, 20), n % 2) for n in range(1, 30)] + [(0, 1)])
+
+
+@pytest.mark.parametrize(
+    ("length", "limit", "tail", "expected"),
+    [
+        (5, 8, 3, [0, 1, 2, 3, 4]),  # short texts are read whole
+        (8, 8, 3, [0, 1, 2, 3, 4, 5, 6, 7]),
+        (12, 8, 3, [0, 1, 2, 3, 4, 9, 10, 11]),  # the first 5 and the last 3
+        (12, 8, 0, [0, 1, 2, 3, 4, 5, 6, 7]),  # no tail: the first 8
+    ],
+)
+def test_read_window_keeps_the_head_and_the_tail(
+    length: int, limit: int, tail: int, expected: list[int]
+) -> None:
+    assert data.read_window(list(range(length)), limit, tail) == expected
+
+
+def test_read_pieces_and_tail_pieces_are_checked() -> None:
+    from model.config import ModelConfig
+
+    base = dict(task="sentiment", labels=("NEGATIVE", "POSITIVE"), max_length=64)
+    assert ModelConfig(**base, read_pieces=0).read_limit == 64  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="read_pieces 65 is not in"):
+        ModelConfig(**base, read_pieces=65)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tail_pieces 10 is not in"):
+        ModelConfig(**base, read_pieces=10, tail_pieces=10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="temperature 0 is not positive"):
+        ModelConfig(**base, temperature=0)  # type: ignore[arg-type]
+
+
+def test_a_row_broken_by_a_line_break_in_its_text_is_rejoined(tmp_path: Path) -> None:
+    # pros_cons.tsv.gz holds texts with CR LF inside, written unquoted.
+    path = tmp_path / "pros.tsv"
+    path.write_bytes(b"label\ttext\n1\tWorldwide GSM,\r\nUltracompact size\r\n\n0\tHeavy\n")
+    assert data.read_classification(path) == [
+        ("Worldwide GSM, Ultracompact size", "1"),
+        ("Heavy", "0"),
+    ]
+    crlf = tmp_path / "crlf.tsv"  # a CR LF file: every row whole
+    crlf.write_bytes(b"label\ttext\r\n1\tgood\r\n0\tbad\r\n")
+    assert data.read_classification(crlf) == [("good", "1"), ("bad", "0")]

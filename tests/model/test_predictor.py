@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model import artifacts
+from model.calibration import softmax
 from model.predictor import Classifier, LoadedArtifact, Translator, load_artifact
+from tokenizers import normalize
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +88,36 @@ def test_a_tampered_artifact_is_refused(trained_root: Path, tmp_path: Path) -> N
 def test_a_classifier_artifact_is_not_a_translator(sentiment: LoadedArtifact) -> None:
     with pytest.raises(artifacts.ArtifactError, match="not a translation artifact"):
         Translator(sentiment)
+
+
+def test_the_fitted_temperature_is_stored_and_applied(sentiment: LoadedArtifact) -> None:
+    config = sentiment.config
+    calibration = sentiment.manifest["metrics"]["calibration"]
+    assert config.temperature == calibration["temperature"] > 0
+    texts = ["the film is wonderful .", "the plot is dull .", "the cast is moving ."]
+    classifier = Classifier(sentiment)
+    logits = classifier.logits(texts)
+    np.testing.assert_allclose(
+        classifier.probabilities(texts), softmax(logits / config.temperature), rtol=1e-5
+    )
+    # A higher temperature flattens every probability towards 1/2, never changing the label.
+    plain = Classifier(replace(sentiment, config=config.replace(temperature=1.0)))
+    hotter = Classifier(replace(sentiment, config=config.replace(temperature=4.0)))
+    p1, p4 = plain.probabilities(texts), hotter.probabilities(texts)
+    np.testing.assert_array_equal(p1.argmax(1), p4.argmax(1))
+    assert np.all(np.abs(p4 - 0.5) < np.abs(p1 - 0.5))
+    np.testing.assert_allclose(p4, softmax(logits / 4.0), rtol=1e-5)
+    assert hotter.attention(texts[0])["score"] == pytest.approx(float(p4[0].max()), rel=1e-4)
+
+
+def test_a_long_text_is_read_as_its_head_and_tail(sentiment: LoadedArtifact) -> None:
+    config = sentiment.config.replace(read_pieces=10, tail_pieces=4)
+    classifier = Classifier(replace(sentiment, config=config))
+    text = " ".join(["the film is wonderful ."] * 10 + ["the ending is dull ."] * 10)
+    pieces = sentiment.tokenizer.encode(normalize(text, config.normalizer))
+    assert len(pieces) > 10
+    ids = classifier._ids([text])[0]
+    np.testing.assert_array_equal(ids[:10], [*pieces[:6], *pieces[-4:]])
+    assert not ids[10:].any()  # padding
+    tokens = [p.id for p in classifier.attention(text)["tokens"]]
+    assert tokens == [*pieces[:6], *pieces[-4:]]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,18 @@ import keras
 import numpy as np
 import pytest
 
+from model import data
 from model.config import ModelConfig
 from model.layers import TokenDropout
 from model.objectives import MaskedSequenceLoss
-from model.pretraining import PRETRAINED_WEIGHTS, mask_tokens, pretrain_encoder
+from model.pretraining import (
+    PRETRAIN_BACKUP,
+    PRETRAINED_WEIGHTS,
+    cut_windows,
+    encode_windows,
+    mask_tokens,
+    pretrain_encoder,
+)
 from model.training import Corpus, fit
 from model.transformer import MaskedLanguageModel, build_model
 from tests import synthetic
@@ -178,3 +187,100 @@ def test_translation_refuses_encoder_pretraining(tmp_path: Path) -> None:
 def test_out_of_range_settings_are_refused(make: Callable[[], object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_long_texts_are_cut_into_windows_not_truncated() -> None:
+    # Texts of 28, 3 and 21 pieces, windows of 10: 10+10+8, 3 (a short text is whole),
+    # 10+10 (a last window of 1 piece is left out: too short to learn from).
+    assert cut_windows([28, 3, 21], 10) == [
+        (0, 10), (10, 20), (20, 28), (28, 31), (31, 41), (41, 51),
+    ]  # fmt: skip
+
+
+def test_encode_windows_reads_a_stream_once_skipping_repeats() -> None:
+    sentences = synthetic.english_sentences(60, seed=8)
+    tokenizer = train_tokenizer(sentences, vocab_size=60)
+    review = " ".join(sentences)  # one long text of many windows
+    consumed = []
+
+    def stream() -> Iterator[str]:
+        for text in [review, "", sentences[0], review, sentences[0]]:
+            consumed.append(text)
+            yield text
+
+    windows = encode_windows(stream(), tokenizer, 16)
+    assert len(consumed) == 5 and windows.texts == 2  # the review and one sentence
+    review_ids, sentence_ids = tokenizer.encode(review), tokenizer.encode(sentences[0])
+    assert len(review_ids) > 10 * 16
+    expected = [review_ids[a:b] for a, b in cut_windows([len(review_ids)], 16)]
+    expected += [sentence_ids[a:b] for a, b in cut_windows([len(sentence_ids)], 16)]
+    assert [row.tolist() for (row,) in windows.rows()] == expected
+    read = sum(map(len, expected[: len(review_ids) // 16]))
+    assert len(review_ids) - read < 16  # the review is read past its first window
+    assert windows.pieces.dtype == np.int32
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Interrupts fitting at the end of an epoch, as a killed job would."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.begun: list[int] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.begun.append(epoch)
+
+
+def test_a_stopped_pretraining_resumes_from_its_last_epoch_and_logs_progress(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    texts = synthetic.english_sentences(120, seed=9)
+    tokenizer = train_tokenizer(texts, vocab_size=60)
+    model_config, train_config = tiny_configs("sentiment", pretrain_epochs=3, log_every=1e-9)
+    model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_encoder(
+            texts, tokenizer, model_config, train_config, tmp_path, callbacks=[_StopAfter(1)]
+        )
+    assert (tmp_path / PRETRAIN_BACKUP).is_dir()
+    assert not (tmp_path / PRETRAINED_WEIGHTS).exists()
+    epochs = _Epochs()
+    with caplog.at_level(logging.INFO, logger="model.reporting"):
+        _, summary = pretrain_encoder(
+            texts, tokenizer, model_config, train_config, tmp_path, callbacks=[epochs]
+        )
+    assert epochs.begun == [2]  # epochs 0 and 1 were done before the stop
+    assert summary["epochs"] == 3 and summary["windows"] == len(set(texts))
+    assert (tmp_path / PRETRAINED_WEIGHTS).is_file()
+    assert not (tmp_path / PRETRAIN_BACKUP).exists()
+    assert any(
+        "pre-training epoch 3 step" in r.getMessage() and "masked tokens/s" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_pretraining_reads_unlabeled_files_a_line_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, _ = _sentiment_corpus()
+    reviews = [" ".join(synthetic.english_sentences(30, seed=s)) for s in range(3)]
+    path = synthetic.write_lines(tmp_path / "unlabeled.txt.gz", reviews)
+    corpus.unlabeled, corpus.unlabeled_files = [], [path]
+    monkeypatch.setattr(data, "read_lines", None)  # never read whole
+    model_config, train_config = tiny_configs(
+        "sentiment", epochs=1, pretrain_epochs=1, vocab_size=60, max_source_length=32
+    )
+    fitted = fit(corpus, model_config, train_config, tmp_path / "work", verbose=0)
+    pretraining = fitted.selection["pretraining"]
+    assert pretraining["texts"] == len({t for t, _ in corpus.train}) + 3
+    assert pretraining["windows"] > pretraining["texts"]  # the reviews span many windows

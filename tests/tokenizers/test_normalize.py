@@ -39,5 +39,34 @@ def test_unknown_normalizer_is_a_value_error() -> None:
         normalize("text", "ptb")
 
 
-def test_the_known_normalizers_are_basic_and_sst() -> None:
-    assert sorted(NORMALIZERS) == ["basic", "sst"]
+def test_the_known_normalizers_are_basic_review_and_sst() -> None:
+    assert sorted(NORMALIZERS) == ["basic", "review", "sst"]
+
+
+@pytest.mark.parametrize(
+    ("source", "text", "expected"),
+    [
+        # SST-2: already lowercased and tokenized; only its PTB quotes change.
+        ("sst2", "it 's a `` gem '' ... is n't it ?", "it 's a \" gem \" ... is n't it ?"),
+        ("sst2", "contains no wit , only labored gags", "contains no wit , only labored gags"),
+        # IMDB: raw reviews with markup left over from the scrape.
+        (
+            "imdb",
+            'I didn\'t like it.<br /><br />The "plot"... &amp; <i>THE END</i>',
+            'i did n\'t like it . the " plot " ... & the end',
+        ),
+        ("imdb", "A <3 film, and 5 < 6 > 4.", "a <3 film , and 5 < 6 > 4 ."),
+        # pros/cons: short raw product sentences.
+        ("pros_cons", "Easy to use, economical!", "easy to use , economical !"),
+        ("pros_cons", "It's great...down with film!", "it 's great ... down with film !"),
+    ],
+)
+def test_review_makes_every_source_look_like_sst2(source: str, text: str, expected: str) -> None:
+    assert normalize(text, "review") == expected
+
+
+def test_review_is_idempotent_and_keeps_a_lone_ellipsis() -> None:
+    once = normalize("Wait... what? It's <b>BAD</b>.", "review")
+    assert once == "wait ... what ? it 's bad ."
+    assert normalize(once, "review") == once
+    assert normalize("...", "review") == "..."
