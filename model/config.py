@@ -119,6 +119,9 @@ class TrainConfig(_JsonMixin):
     # and names in other scripts survive a round trip (costs 256 pieces: off for tiny vocabularies).
     byte_fallback: bool = True
     log_every: float = 60.0  # seconds between progress lines in a log file; 0 = none
+    # Keras compiles the train step with XLA when it can ("auto"); "off" runs TensorFlow's
+    # graph as it is (see docs/training.md for its memory on the general-domain mixture).
+    jit_compile: str = "auto"
     seed: int = 1234
     strategy: str = "default"
     mixed_precision: bool = False

@@ -110,6 +110,9 @@ def _hyper(
             "with the same folder resumes from its last epoch"
         ),
     ] = None,
+    jit_compile: Annotated[
+        str | None, Opt(help="auto: Keras compiles the train step with XLA where it can; off")
+    ] = None,
     log_every: Annotated[
         float | None, Opt(help="seconds between progress lines in the log (0: none)")
     ] = None,

@@ -246,7 +246,12 @@ def fit(
         optimizer = transformer_optimizer(
             model_config.d_model, train_config.warmup_steps, train_config.learning_rate_scale
         )
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            jit_compile="auto" if train_config.jit_compile == "auto" else False,
+        )
 
     # Translation selects on validation loss; classifiers on accuracy, their goal.
     monitor, higher = ("val_loss", False) if task == "translation" else ("val_accuracy", True)
