@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from app.cache import ResultCache
 from app.config import Settings
 from app.registry import ModelRegistry
+from app.suggestions.store import SuggestionStore
 
 
 def get_settings(request: Request) -> Settings:
@@ -26,6 +27,13 @@ def get_cache(request: Request) -> ResultCache:
     return cache
 
 
+def get_suggestions(request: Request) -> SuggestionStore | None:
+    """The suggestions store; None when SUGGESTIONS is off."""
+    store: SuggestionStore | None = request.app.state.suggestions
+    return store
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 CacheDep = Annotated[ResultCache, Depends(get_cache)]
+SuggestionsDep = Annotated[SuggestionStore | None, Depends(get_suggestions)]

@@ -52,6 +52,10 @@ class ModelUnavailable(ServiceError):
     status, error_type, retry_after = 503, "model_unavailable", 1
 
 
+class StorageUnavailable(ServiceError):
+    status, error_type, retry_after = 503, "storage_unavailable", 5
+
+
 class DeadlineExceeded(ServiceError):
     status, error_type = 504, "timeout"
 

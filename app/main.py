@@ -19,7 +19,8 @@ from app.errors import install_error_handlers
 from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from app.openapi import install_openapi
 from app.registry import ModelRegistry
-from app.routes import attention, sentiment, system, translate
+from app.routes import attention, frontend, sentiment, suggest, system, translate
+from app.suggestions.store import SuggestionStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_minute, settings.redis_url, settings.redis_timeout_seconds
         )
+        app.state.suggestions = (
+            SuggestionStore(settings.suggestions_url()) if settings.suggestions else None
+        )
+        if app.state.suggestions is not None:
+            await app.state.suggestions.start()  # the schema, before the first /suggest
         # Models load in the background: /health answers at once, /ready once they are warm.
         loader = asyncio.create_task(registry.start(), name="model-loader")
         poller = asyncio.create_task(_poll_after(loader, registry), name="model-poller")
@@ -56,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await registry.close()  # finishes queued work first
             await cache.close()
             await app.state.rate_limiter.close()
+            if app.state.suggestions is not None:
+                await app.state.suggestions.close()
 
     app = FastAPI(
         title="Transformer NLP service",
@@ -66,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (translate, sentiment, attention, system):
+    for module in (translate, suggest, frontend, sentiment, attention, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -79,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
-    install_openapi(app, translate.PARSED_BODIES)
+    install_openapi(app, translate.PARSED_BODIES + suggest.PARSED_BODIES)
     return app
 
 

@@ -35,3 +35,7 @@ COMPILATIONS = Counter("nlp_compilations_total", "Decoder graph traces", ["model
 CACHE_REQUESTS = Counter("nlp_cache_requests_total", "Cache lookups per item", ["result"])
 MODEL_INFO = Gauge("nlp_model_info", "Loaded model versions (value 1)", ["model", "version"])
 MODEL_LOAD_FAILURES = Counter("nlp_model_load_failures_total", "Refused versions", ["model"])
+
+SUGGESTIONS = Counter(
+    "nlp_suggestions_total", "Suggestions stored: result is new or repeated", ["result"]
+)
