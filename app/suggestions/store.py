@@ -81,8 +81,6 @@ def build_engine(url: str) -> Engine:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # Writers wait for each other's lock instead of failing at once.
         return create_engine(parsed, connect_args={"timeout": 30})
     return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
@@ -95,7 +93,10 @@ class SuggestionStore:
         self._schema_ready = False
 
     def create_schema(self) -> None:
-        """Creates the table if it is missing (idempotent)."""
+        """Creates the SQLite file's folder and the table if they are missing (idempotent)."""
+        folder = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and folder and folder != ":memory:":
+            Path(folder).parent.mkdir(parents=True, exist_ok=True)
         METADATA.create_all(self.engine)
         self._schema_ready = True
 
@@ -138,14 +139,14 @@ class SuggestionStore:
         """Creates the schema at start; an unreachable database is retried on first use."""
         try:
             await asyncio.to_thread(self.create_schema)
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, OSError) as error:
             log.error("suggestions database %s unavailable: %s", self.where, type(error).__name__)
 
     async def add(self, suggestion: Suggestion) -> bool:
         """add_now in a worker thread; a database failure is a 503, never a lost 200."""
         try:
             return await asyncio.to_thread(self.add_now, suggestion)
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, OSError) as error:
             log.error("suggestion not stored in %s: %s", self.where, type(error).__name__)
             raise StorageUnavailable("the suggestions database is unavailable") from None
 
