@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from app.config import Settings
+from app.errors import StorageUnavailable
 from app.main import create_app
 from app.suggestions.__main__ import cli
 from app.suggestions.store import SUGGESTIONS, Suggestion, SuggestionStore
@@ -175,3 +177,22 @@ def test_export_writes_pairs_the_training_job_reads(tmp_path: Path) -> None:
     ]
     assert export("--min-count", "2") == [("A dog.", "Ein Hund.")]
     assert len(export()) == 3
+
+
+async def test_an_unwritable_sqlite_folder_is_503_at_use_not_a_failed_start(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    store = SuggestionStore(f"sqlite:///{tmp_path / 'taken' / 'suggestions.sqlite3'}")
+    await store.start()  # logged, the service still starts
+    with pytest.raises(StorageUnavailable):
+        await store.add(Suggestion("en", "de", "A dog.", "Ein Hund.", "translation/en-de", 1))
+    await store.close()
+
+
+def test_only_sqlite_and_postgresql_urls_are_accepted() -> None:
+    with pytest.raises(ValidationError, match="SUGGESTIONS_DATABASE_URL"):
+        Settings(suggestions_database_url="mysql://root@localhost/db")
+    assert Settings(suggestions_database_url="postgresql://u:p@h/db").suggestions_url() == (
+        "postgresql://u:p@h/db"
+    )
