@@ -3,6 +3,7 @@ and exported as the training job's TSV pairs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,24 @@ def test_only_sqlite_and_postgresql_urls_are_accepted() -> None:
     assert Settings(suggestions_database_url="postgresql://u:p@h/db").suggestions_url() == (
         "postgresql://u:p@h/db"
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_concurrent_repeats_are_all_counted(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'suggestions.sqlite3'}"
+    )
+    store = SuggestionStore(url)
+    await store.start()
+    model = ("translation/en-de", 1)
+    same = Suggestion("en", "de", "A dog.", "Ein Hund.", *model)
+    others = [Suggestion("en", "de", f"Dog {i}.", "Hund.", *model) for i in range(5)]
+    results = await asyncio.gather(*(store.add(s) for s in [same] * 20 + others))
+    await store.close()
+    assert results.count(True) == 6  # the first of the 20, and the 5 others
+    rows = stored_rows(url)
+    assert sorted(r["count"] for r in rows) == [1] * 5 + [20]
