@@ -94,9 +94,9 @@ class SuggestionStore:
 
     def create_schema(self) -> None:
         """Creates the SQLite file's folder and the table if they are missing (idempotent)."""
-        folder = self.engine.url.database
-        if self.engine.dialect.name == "sqlite" and folder and folder != ":memory:":
-            Path(folder).parent.mkdir(parents=True, exist_ok=True)
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         METADATA.create_all(self.engine)
         self._schema_ready = True
 
