@@ -29,6 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     ARTIFACTS_DIR=/srv/artifacts \
+    DATA_DIR=/srv/data \
     DEVICE=cpu \
     MODEL_POLL_SECONDS=30 \
     MPLCONFIGDIR=/tmp/matplotlib \
@@ -36,7 +37,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 # A numeric uid, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /srv --no-create-home \
-        --shell /usr/sbin/nologin app
+        --shell /usr/sbin/nologin app \
+    && install -d -o 10001 -g 10001 /srv/data
 COPY --from=build /opt/venv /opt/venv
 # The shipped models. The app user owns them so that a named volume mounted here is seeded
 # with them (Docker copies the image's folder into an empty volume) and stays writable for

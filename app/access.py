@@ -1,17 +1,16 @@
 """Optional API keys and per-client rate limits for the inference endpoints.
 
 Keys come from `API_KEYS`; a client sends one as `Authorization: Bearer KEY` or as
-LibreTranslate's `api_key` body field. Keys are compared in constant time and never
-logged or stored: rate-limit counters are keyed by a hash of the key (or by the client
-address when no keys are configured). Counters live in Redis when REDIS_URL is set, so
-replicas share them, and in process otherwise (or while Redis is failing).
+LibreTranslate's `api_key` field (JSON or form body, or query string). Keys are compared
+in constant time and never logged or stored: rate-limit counters are keyed by a hash of
+the key (or by the client address when no keys are configured). Counters live in Redis when
+REDIS_URL is set, so replicas share them, and in process otherwise (or while Redis is failing).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 
@@ -19,7 +18,8 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
-from app.errors import ServiceError
+from app.errors import InvalidInput, ServiceError
+from app.params import request_fields
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +97,9 @@ async def _presented_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    content_type = request.headers.get("content-type", "")
     try:
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            value = (await request.form()).get("api_key")
-        else:
-            body = json.loads(await request.body() or b"null")
-            value = body.get("api_key") if isinstance(body, dict) else None
-    except (ValueError, UnicodeDecodeError):
+        value = (await request_fields(request)).get("api_key")
+    except InvalidInput:
         return None  # the route reports the malformed body
     return value if isinstance(value, str) else None
 

@@ -103,6 +103,23 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(0, ge=0, description="per key or client; 0: no limit")
     cors_origins: str = Field("", description="comma-separated allowed origins; empty: none")
 
+    # Suggestions (POST /suggest): the user data the service keeps
+    data_dir: Path = Field(Path("data"), description="the service's own files (SQLite)")
+    suggestions: bool = Field(True, description="accept POST /suggest; off: 403")
+    suggestions_database_url: str | None = Field(
+        None,
+        description="sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB; "
+        "unset: sqlite in DATA_DIR/suggestions.sqlite3",
+    )
+
+    # Web front end (GET /frontend/settings, LibreTranslate's)
+    files_translation: bool = Field(True, description="accept POST /translate_file")
+    frontend_timeout_ms: int = Field(500, ge=0, description="typing pause before translating")
+    frontend_language_source: str = Field("auto", description="preselected source language")
+    frontend_language_target: str = Field(
+        "", description="preselected target; empty: the first the source can go to"
+    )
+
     log_level: str = "INFO"
 
     @field_validator("log_level")
@@ -112,6 +129,19 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value}")
         return value
+
+    @field_validator("suggestions_database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("SUGGESTIONS_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return value
+
+    def suggestions_url(self) -> str:
+        """The database URL; SQLite in DATA_DIR unless one is set."""
+        if self.suggestions_database_url:
+            return self.suggestions_database_url
+        return f"sqlite:///{(self.data_dir / 'suggestions.sqlite3').resolve()}"
 
     def batch_size_for(self, device: str) -> int:
         if self.max_batch_size is not None:

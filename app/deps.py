@@ -10,6 +10,7 @@ from app.cache import ResultCache
 from app.config import Settings
 from app.filestore import FileStore
 from app.registry import ModelRegistry
+from app.suggestions.store import SuggestionStore
 
 
 def get_settings(request: Request) -> Settings:
@@ -32,7 +33,14 @@ def get_file_store(request: Request) -> FileStore:
     return store
 
 
+def get_suggestions(request: Request) -> SuggestionStore | None:
+    """The suggestions store; None when SUGGESTIONS is off."""
+    store: SuggestionStore | None = request.app.state.suggestions
+    return store
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 CacheDep = Annotated[ResultCache, Depends(get_cache)]
 FileStoreDep = Annotated[FileStore, Depends(get_file_store)]
+SuggestionsDep = Annotated[SuggestionStore | None, Depends(get_suggestions)]

@@ -63,6 +63,10 @@ class ModelLoading(ModelUnavailable):
     retry_after = 5
 
 
+class StorageUnavailable(ServiceError):
+    status, error_type, retry_after = 503, "storage_unavailable", 5
+
+
 class DeadlineExceeded(ServiceError):
     status, error_type = 504, "timeout"
 

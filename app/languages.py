@@ -8,12 +8,33 @@ from app.registry import ModelRegistry, ServedModel
 NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
 
 
+AUTO_NAME = "Auto Detect"  # LibreTranslate's name for the 'auto' source
+
+
 def language_name(code: str) -> str:
+    if code == "auto":
+        return AUTO_NAME
     return NAMES.get(code, code)
 
 
 def pairs(registry: ModelRegistry) -> list[tuple[str, str]]:
     return sorted((m.predictor.source, m.predictor.target) for m in registry.of_task("translation"))
+
+
+def frontend_pair(registry: ModelRegistry, source: str, target: str) -> tuple[str, str]:
+    """The pair a front end preselects: the preferred codes where they are served, else the
+    first served ones ('auto' as the source only when a language identifier is loaded)."""
+    served = pairs(registry)
+    if source == "auto" and registry.of_task("langid"):
+        chosen = "auto"
+    elif source in {s for s, _ in served} or not served:
+        chosen = source
+    else:
+        chosen = served[0][0]
+    targets = [t for s, t in served if chosen in ("auto", s)]
+    if target in targets or not targets:
+        return chosen, target or "en"
+    return chosen, targets[0]
 
 
 def translation_model(registry: ModelRegistry, source: str, target: str) -> ServedModel:

@@ -24,7 +24,8 @@ from app.formats import format_names
 from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from app.openapi import install_openapi
 from app.registry import ModelRegistry
-from app.routes import attention, files, sentiment, system, translate
+from app.routes import attention, files, frontend, sentiment, suggest, system, translate
+from app.suggestions.store import SuggestionStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_minute, settings.redis_url, settings.redis_timeout_seconds
         )
+        app.state.suggestions = (
+            SuggestionStore(settings.suggestions_url()) if settings.suggestions else None
+        )
+        if app.state.suggestions is not None:
+            await app.state.suggestions.start()  # the schema, before the first /suggest
         # Models load in the background: /health answers at once, /ready once they are warm,
         # and a request for a model found on disk gets 503 until then (not 400).
         registry.mark_pending()
@@ -70,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.rate_limiter.close()
             if settings.file_store_dir is None:
                 shutil.rmtree(store_dir, ignore_errors=True)
+            if app.state.suggestions is not None:
+                await app.state.suggestions.close()
 
     app = FastAPI(
         title="Transformer NLP service",
@@ -80,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (translate, files, sentiment, attention, system):
+    for module in (translate, files, suggest, frontend, sentiment, attention, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -98,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         path_limits={"/translate_file": settings.max_file_bytes + MULTIPART_OVERHEAD},
     )
     app.add_middleware(RequestLogMiddleware)
-    install_openapi(app, translate.PARSED_BODIES)
+    install_openapi(app, translate.PARSED_BODIES + suggest.PARSED_BODIES)
     return app
 
 

@@ -40,3 +40,7 @@ FILES_TRANSLATED = Counter(
     "Files sent to /translate_file, by format (or unknown) and outcome",
     ["format", "outcome"],  # outcome: ok, too_large, rejected (4xx), failed
 )
+
+SUGGESTIONS = Counter(
+    "nlp_suggestions_total", "Suggestions stored: result is new or repeated", ["result"]
+)

@@ -73,6 +73,49 @@ class DetectRequest(ClientBody):
     api_key: str | None = None
 
 
+class SuggestRequest(ClientBody):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"q": "A dog runs.", "s": "Ein Hund rennt.", "source": "en", "target": "de"}
+            ]
+        },
+    )
+    q: str = Field(description="the original text")
+    s: str = Field(description="the suggested translation")
+    source: str = Field(description="language of q")
+    target: str = Field(description="language of s")
+    api_key: str | None = None
+
+
+class SuggestResponse(BaseModel):
+    success: bool
+
+
+class FrontendLanguage(BaseModel):
+    code: str
+    name: str
+
+
+class FrontendLanguages(BaseModel):
+    source: FrontendLanguage
+    target: FrontendLanguage
+
+
+class FrontendSettings(BaseModel):
+    """LibreTranslate's GET /frontend/settings, filled from this service's settings."""
+
+    charLimit: int = Field(description="characters per text (MAX_TEXT_CHARS)")
+    frontendTimeout: int = Field(description="milliseconds of typing pause before translating")
+    apiKeys: bool = Field(description="API keys are configured")
+    keyRequired: bool = Field(description="every inference request needs a key")
+    suggestions: bool = Field(description="POST /suggest is accepted")
+    filesTranslation: bool = Field(description="POST /translate_file is accepted")
+    supportedFilesFormat: list[str] = Field(description="file extensions /translate_file takes")
+    language: FrontendLanguages
+
+
 class Language(BaseModel):
     code: str
     name: str

@@ -12,6 +12,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     ARTIFACTS_DIR=/srv/artifacts \
+    DATA_DIR=/srv/data \
     DEVICE=gpu \
     MODEL_POLL_SECONDS=30 \
     MPLCONFIGDIR=/tmp/matplotlib \
@@ -35,7 +36,8 @@ RUN python3 -m pip install --no-cache-dir --no-deps . \
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /srv --no-create-home \
-        --shell /usr/sbin/nologin app
+        --shell /usr/sbin/nologin app \
+    && install -d -o 10001 -g 10001 /srv/data
 COPY --chown=10001:10001 artifacts/ /srv/artifacts/
 WORKDIR /srv
 USER 10001:10001

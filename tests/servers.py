@@ -1,4 +1,5 @@
-"""Real servers for tests: a Redis started on a free port, the app under uvicorn."""
+"""Real servers for tests: a Redis started on a free port, the app under uvicorn, a
+throw-away PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 
 
 def free_port() -> int:
@@ -139,3 +143,40 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return 0.0
+
+
+POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+
+
+class PostgresDatabase:
+    """A throw-away database on the PostgreSQL server of TEST_POSTGRES_URL (whose database
+    is only used to create and drop it)."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server = make_url(server_url).set(drivername="postgresql+psycopg")
+        self.name = f"test_suggestions_{uuid.uuid4().hex[:12]}"
+
+    @property
+    def url(self) -> str:
+        return self.server.set(database=self.name).render_as_string(hide_password=False)
+
+    def _admin(self, sql: str) -> None:
+        engine = create_engine(self.server, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(sql))
+        finally:
+            engine.dispose()
+
+    def answers(self) -> bool:
+        try:
+            self._admin("SELECT 1")
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def create(self) -> None:
+        self._admin(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from app import files, formats
-from app.access import ACCESS
+from app.access import ACCESS, Forbidden
 from app.deps import CacheDep, FileStoreDep, RegistryDep, SettingsDep
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.openapi import ERRORS
 from app.schemas import ErrorResponse, FileTranslation
 
@@ -21,9 +21,15 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _DOWNLOADS = {f.media_type: _BINARY for f in map(formats.format_for, formats.supported_formats())}
 
 
+async def files_on(settings: SettingsDep) -> None:
+    """FILES_TRANSLATION=false turns the endpoint off, with LibreTranslate's answer."""
+    if not settings.files_translation:
+        raise Forbidden("Files translation are disabled on this server.")
+
+
 @router.post(
     "/translate_file",
-    dependencies=[ACCESS],
+    dependencies=[Depends(files_on), ACCESS],
     response_model=FileTranslation,
     responses=ERRORS,
     description=f"Translate a file ({', '.join(formats.supported_formats())}) into the same "
@@ -32,15 +38,24 @@ _DOWNLOADS = {f.media_type: _BINARY for f in map(formats.format_for, formats.sup
 async def translate_file(
     request: Request,
     file: Annotated[UploadFile, File(description="a file: see the supported formats below")],
-    source: Annotated[str, Form(description="source language code, or 'auto'")],
-    target: Annotated[str, Form(description="target language code")],
     registry: RegistryDep,
     cache: CacheDep,
     settings: SettingsDep,
     store: FileStoreDep,
+    source: Annotated[
+        str | None, Form(description="source language code, or 'auto' (or in the query)")
+    ] = None,
+    target: Annotated[
+        str | None, Form(description="target language code (or in the query)")
+    ] = None,
     api_key: Annotated[str | None, Form(description="accepted for LibreTranslate")] = None,
 ) -> FileTranslation:
-    """LibreTranslate's file translation (described in the decorator, from the formats)."""
+    """LibreTranslate's file translation (described in the decorator, from the formats).
+    `source` and `target` come from the form, else from the query string, as there."""
+    source = source or request.query_params.get("source")
+    target = target or request.query_params.get("target")
+    if not source or not target:
+        raise InvalidInput("source and target language codes are required")
     data = await file.read()
     context = (registry, cache, settings)
     name = await files.translate_file(file.filename or "", data, source, target, context, store)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends
 
 from app import inference, languages, translation
 from app.access import ACCESS
 from app.deps import CacheDep, RegistryDep, SettingsDep
-from app.errors import InvalidInput
 from app.limits import as_list, check_sentences, check_texts
 from app.openapi import ERRORS
+from app.params import openapi_fields, parser
 from app.schemas import (
     DetectedLanguage,
     DetectRequest,
@@ -27,55 +25,9 @@ from tokenizers.normalize import basic
 router = APIRouter(tags=["translation"])
 
 
-async def _json_or_form(request: Request) -> dict[str, Any]:
-    """LibreTranslate clients send JSON or form-encoded bodies; both are accepted."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
-        fields: dict[str, Any] = {}
-        for key in form:
-            values = [v for v in form.getlist(key) if isinstance(v, str)]
-            fields[key] = (
-                values if key == "q" and len(values) > 1 else (values[0] if values else "")
-            )
-        return fields
-    try:
-        body = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return body
-
-
-def _body_parser(model: type[Any]) -> Any:
-    async def parse(request: Request) -> Any:
-        try:
-            return model.model_validate(await _json_or_form(request))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidInput(f"{where}: {first['msg']}" if where else first["msg"]) from None
-
-    return parse
-
-
-def _openapi_body(model: type[Any]) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": ref},
-                "application/x-www-form-urlencoded": {"schema": ref},
-            },
-        }
-    }
-
-
 PARSED_BODIES = (TranslateRequest, DetectRequest)
-TranslateBody = Annotated[TranslateRequest, Depends(_body_parser(TranslateRequest))]
-DetectBody = Annotated[DetectRequest, Depends(_body_parser(DetectRequest))]
+TranslateBody = Annotated[TranslateRequest, Depends(parser(TranslateRequest))]
+DetectBody = Annotated[DetectRequest, Depends(parser(DetectRequest))]
 
 
 async def _detect(registry: Any, cache: Any, texts: list[str], timeout: float) -> list[Any]:
@@ -92,7 +44,7 @@ async def _detect(registry: Any, cache: Any, texts: list[str], timeout: float) -
     dependencies=[ACCESS],
     response_model=TranslateResponse,
     responses=ERRORS,
-    openapi_extra=_openapi_body(TranslateRequest),
+    openapi_extra=openapi_fields(TranslateRequest),
 )
 async def translate(
     body: TranslateBody, registry: RegistryDep, cache: CacheDep, settings: SettingsDep
@@ -145,7 +97,7 @@ async def translate(
     dependencies=[ACCESS],
     response_model=list[DetectedLanguage] | list[list[DetectedLanguage]],
     responses=ERRORS,
-    openapi_extra=_openapi_body(DetectRequest),
+    openapi_extra=openapi_fields(DetectRequest),
 )
 async def detect(
     body: DetectBody, registry: RegistryDep, cache: CacheDep, settings: SettingsDep

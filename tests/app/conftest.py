@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.servers import RedisServer
+from tests.servers import POSTGRES_URL, PostgresDatabase, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throw-away database on the PostgreSQL server of TEST_POSTGRES_URL. Skipped when no
+    server answers, except in CI (CI set), where .ci/run starts one and a skip would hide
+    a failure."""
+    database = PostgresDatabase(os.environ.get("TEST_POSTGRES_URL", POSTGRES_URL))
+    if not database.answers():
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL server answers at TEST_POSTGRES_URL")
+        pytest.skip("no PostgreSQL server answers at TEST_POSTGRES_URL")
+    database.create()
+    yield database.url
+    database.drop()
 
 
 def make_settings(root: Path, **changes: object) -> Settings:
@@ -32,6 +48,7 @@ def make_settings(root: Path, **changes: object) -> Settings:
         max_text_chars=500,
         max_items_per_request=8,
         max_body_bytes=64_000,
+        data_dir=root.parent / "service-data",  # the suggestions' SQLite, never the worktree
     )
     values.update(changes)
     return Settings(**values)  # type: ignore[arg-type]

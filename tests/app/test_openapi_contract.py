@@ -44,6 +44,8 @@ OPERATIONS = [
     "POST /translate_file",
     "GET /download_file/{name}",
     "POST /detect",
+    "POST /suggest",
+    "GET /frontend/settings",
     "GET /languages",
     "POST /sentiment",
     "POST /attention-map",
@@ -55,10 +57,13 @@ OPERATIONS = [
 
 
 @pytest.fixture(scope="module")
-def live_schema(trained_root: Path) -> Iterator[BaseSchema]:
+def live_schema(
+    trained_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BaseSchema]:
     """The app under uvicorn on the tiny models, and the schema it serves."""
     app_settings = make_settings(
         trained_root,
+        data_dir=tmp_path_factory.mktemp("contract-data"),
         max_text_chars=64,
         max_items_per_request=4,
         max_body_bytes=4_096,
@@ -84,7 +89,7 @@ def fuzz(operation: APIOperation, cases: int) -> list[Case]:
     strategies = [positive]
     if operation.body:
         strategies.append(operation.as_strategy(GenerationMode.NEGATIVE))
-    if operation.label in ("POST /translate", "POST /attention-map"):
+    if operation.label in ("POST /translate", "POST /attention-map", "POST /suggest"):
         strategies.append(st.builds(with_pair, positive, st.sampled_from(PAIRS)))
     strategy = st.one_of(strategies)
     sent: list[Case] = []

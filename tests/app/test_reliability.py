@@ -113,6 +113,7 @@ def test_sigterm_lets_50_in_flight_requests_finish(trained_root: Path) -> None:
     env = dict(
         os.environ,
         ARTIFACTS_DIR=str(trained_root),
+        DATA_DIR=str(trained_root.parent / "service-data"),  # not the repository's data/
         MODEL_POLL_SECONDS="0",
         MAX_BATCH_SIZE="4",
         MAX_BATCH_WAIT_MS="5",
