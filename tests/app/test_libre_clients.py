@@ -12,7 +12,7 @@ from deep_translator import LibreTranslator
 from deep_translator.exceptions import AuthorizationException
 from fastapi.testclient import TestClient
 
-from app.file_formats import supported_formats
+from app.formats import supported_formats
 from app.main import create_app
 from tests.app.conftest import make_settings, wait_until_ready
 from tests.servers import LiveServer
