@@ -26,6 +26,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def make_settings(root: Path, **changes: object) -> Settings:
     values: dict[str, object] = dict(
         artifacts_dir=root,
+        translation_engine="keras",  # the reference decoder: no engine export to make
         model_poll_seconds=0,
         default_beam_size=2,
         max_batch_wait_ms=2,
