@@ -68,8 +68,6 @@ class Decoder:
     def __init__(self, model: Seq2SeqTransformer) -> None:
         self.model = model
         self.traces = 0
-        # Made once, here, rather than in every call; the graphs capture them.
-        self._step_kernels = model.step_kernels()
         self._greedy = tf.function(self._greedy_loop, input_signature=_SIGNATURE)
         self._beam = tf.function(
             self._beam_loop,
@@ -143,7 +141,7 @@ class Decoder:
         state = (
             tf.constant(0),  # step
             tf.fill([rows], BOS_ID),  # last tokens
-            model.init_cache(memory, max_len, kernels=self._step_kernels),
+            model.init_cache(memory, max_len),
             tf.zeros([rows], tf.bool),  # finished
             tf.zeros([rows], tf.float32),  # total log-probabilities
             tf.zeros([rows], tf.int32),  # lengths
@@ -204,7 +202,7 @@ class Decoder:
             tf.constant(0),  # step
             tf.fill([batch * k], BOS_ID),  # last tokens
             # The memory stays one per sentence.
-            model.init_cache(memory, max_len, beams=k, kernels=self._step_kernels),
+            model.init_cache(memory, max_len, beams=k),
             tf.zeros([batch, k], tf.bool),  # finished
             # Only beam 0 is live at first, so the k beams do not start as copies.
             tf.tile(tf.where(tf.range(k) == 0, 0.0, _NEG_INF)[None], [batch, 1]),
