@@ -143,5 +143,5 @@ def test_missing_files_and_columns_name_the_problem(data_dir: Path) -> None:
     with pytest.raises(DataError, match="lack"):
         mixture.read_corpus_file(data_dir / "tatoeba.tsv.gz", spec, "en", "de")
     spec = mixture.CorpusSpec.from_dict({"name": "n", "train": "missing"})
-    with pytest.raises(DataError, match="missing.en"):
+    with pytest.raises(DataError, match=r"missing\.en"):
         mixture.read_corpus_file(data_dir / "missing", spec, "en", "de")
