@@ -6,7 +6,7 @@ ARTIFACTS_DIR ?= artifacts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint audit format release-models check-deploy check-deploy-files bench-decode bench-step bench-serve bench-load bench-soak bench-chaos cluster clean
+.PHONY: install serve test lint audit format release-models check-deploy check-deploy-files bench-decode bench-serve bench-load bench-soak bench-chaos cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,9 +71,6 @@ release-models:  ## retrain en->de, de->en, sentiment (sst2, and the en mixture)
 
 bench-decode:  ## decoding speed and quality: naive loop vs cached greedy vs beam
 	$(BIN)/python -m bench.decode --artifact $(ARTIFACTS_DIR)/translation/en-de
-
-bench-step:  ## one cached decoding step of the untrained base preset, batch 1 to 64
-	$(BIN)/python -m bench.step --preset base
 
 bench-serve:  ## /translate throughput and latency, batching on and off
 	$(BIN)/python -m bench.serve --artifacts $(ARTIFACTS_DIR)

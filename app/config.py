@@ -44,13 +44,6 @@ class Settings(BaseSettings):
     engine_intra_threads: int = Field(
         1, ge=1, le=64, description="threads per batch (int8 with more than 1 runs slower)"
     )
-    xla: Literal["auto", "on", "off"] = Field(
-        "auto",
-        description="TRANSLATION_ENGINE=keras: decoding with XLA: auto = each batch shape "
-        "compiled in the background and served uncompiled until then; on = compiled before "
-        "its first batch runs; off",
-    )
-
     # Batching
     max_batch_size: int | None = Field(
         None, ge=1, le=1024, description="items per model call; unset: 32 on a CPU, 128 on a GPU"

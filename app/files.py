@@ -13,7 +13,7 @@ from app.config import Settings
 from app.errors import InvalidInput, PayloadTooLarge, ServiceError
 from app.filestore import FileStore
 from app.registry import ModelRegistry
-from model.decoding import DecodeOptions
+from model.decode_options import DecodeOptions
 from tokenizers.normalize import basic
 
 

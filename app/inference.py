@@ -12,7 +12,7 @@ from app.batching import BatcherClosed, QueueFull
 from app.cache import ResultCache, cache_key
 from app.errors import DeadlineExceeded, ModelUnavailable, Overloaded
 from app.registry import ServedModel
-from model.decoding import DecodeOptions
+from model.decode_options import DecodeOptions
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ INFERENCE_DURATION = Histogram(
 )
 GENERATED_TOKENS = Counter("nlp_generated_tokens_total", "Tokens generated", ["model"])
 REJECTED = Counter("nlp_rejected_total", "Items refused or dropped", ["model", "reason"])
-COMPILATIONS = Counter("nlp_compilations_total", "Decoder graph traces", ["model"])
 
 CACHE_REQUESTS = Counter("nlp_cache_requests_total", "Cache lookups per item", ["result"])
 MODEL_INFO = Gauge("nlp_model_info", "Loaded model versions (value 1)", ["model", "version"])

@@ -18,16 +18,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app import metrics
 from app.batching import Batcher
 from app.config import Settings
 from app.errors import ModelUnavailable
 from model import artifacts
-
-if TYPE_CHECKING:  # model.decoding imports TensorFlow, which loads with the models
-    from model.decoding import XlaMode
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +47,11 @@ class ServedModel:
 
     async def close(self) -> None:
         await self.batcher.close()  # finishes what it had queued
-        self.predictor.close()  # then stops compiling shapes nobody will run
+        self.predictor.close()
 
 
-def configure_device(device: str, xla: str) -> tuple[str, XlaMode]:
-    """Hides or requires the GPU before any model is built; returns the device and how
-    the decoder uses XLA (`auto`: compiled shapes in the background, on CPU and GPU)."""
+def configure_device(device: str) -> str:
+    """Hides or requires the GPU before any model is built; returns the device."""
     import keras
     import tensorflow as tf
 
@@ -67,8 +63,7 @@ def configure_device(device: str, xla: str) -> tuple[str, XlaMode]:
         raise RuntimeError("DEVICE=gpu but TensorFlow sees no GPU")
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    mode: XlaMode = "background" if xla == "auto" else "on" if xla == "on" else "off"
-    return ("gpu" if gpus else "cpu"), mode
+    return "gpu" if gpus else "cpu"
 
 
 class ModelRegistry:
@@ -84,7 +79,6 @@ class ModelRegistry:
         # translation model, or its manifest could not be read: it may serve any pair).
         self.pending: dict[str, tuple[str, str] | None] = {}
         self.device = "unknown"
-        self.xla: XlaMode = "off"
         self._lock = asyncio.Lock()
 
     # Loading
@@ -93,10 +87,8 @@ class ModelRegistry:
         """Loads every model found (never raises: problems are reported by readiness)."""
         try:
             self.mark_pending()  # before TensorFlow loads: requests for them get 503 at once
-            self.device, self.xla = await asyncio.to_thread(
-                configure_device, self.settings.device, self.settings.xla
-            )
-            log.info("device %s, xla %s", self.device, self.xla)
+            self.device = await asyncio.to_thread(configure_device, self.settings.device)
+            log.info("device %s", self.device)
             await self.refresh()
         except Exception as error:
             log.exception("model loading failed")
@@ -185,12 +177,7 @@ class ModelRegistry:
         concurrency = 1
         if loaded.config.task == "translation":
             engine = self._engine(ref, loaded)
-            predictor = Translator(
-                loaded,
-                decoder=engine,
-                xla=self.xla,
-                on_compile=lambda kind: metrics.COMPILATIONS.labels(key).inc(),
-            )
+            predictor = Translator(loaded, decoder=engine)
             if engine is not None:
                 concurrency = engine.options.inter_threads
             log.info(
@@ -249,16 +236,14 @@ class ModelRegistry:
         return engine.Engine(folder, loaded.tokenizer, options)
 
     def _warm_up(self, predictor: Any, task: str) -> None:
-        """Compiles the graphs requests will use, before readiness says yes."""
+        """Traces the graphs requests will use, before readiness says yes."""
         if task == "translation":
-            from model.decoding import DecodeOptions
+            if predictor.engine != "keras":
+                return  # CTranslate2 has nothing to trace
+            from model.decode_options import DecodeOptions
 
-            widths = {1, self.settings.default_beam_size}
-            if self.xla != "on" and widths == {1}:
-                # Requests may use the shape-agnostic graphs: the beam graph, which serves
-                # every width, is traced too.
-                widths.add(2)
-            for beam in sorted(widths):
+            # The greedy graph, and the beam graph, which serves every width.
+            for beam in (1, 2):
                 predictor.translate(["warm up"], DecodeOptions(beam_size=beam, max_length=8))
         else:
             predictor.classify(["warm up"])

@@ -19,7 +19,7 @@ from app.cache import ResultCache
 from app.errors import BadRequest
 from app.registry import ServedModel
 from app.sentences import Segment
-from model.decoding import DecodeOptions
+from model.decode_options import DecodeOptions
 
 
 @dataclass(frozen=True)

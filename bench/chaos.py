@@ -340,7 +340,7 @@ def main(
     seconds: Annotated[float, typer.Option(help="load per scenario")] = 60.0,
     bucket_seconds: Annotated[float, typer.Option(help="latency table granularity")] = 5.0,
     single: Annotated[bool, typer.Option(help="also a 1-replica steady run")] = True,
-    xla: Annotated[str, typer.Option(help="XLA of the replicas (off: less memory each)")] = "off",
+    engine: Annotated[str, typer.Option(help="TRANSLATION_ENGINE of the replicas")] = "ctranslate2",
     poll_seconds: Annotated[float, typer.Option(help="MODEL_POLL_SECONDS")] = 2.0,
     json_out: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
@@ -349,7 +349,7 @@ def main(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     prefer_oom_victim()
     texts = load_texts(data_dir)
-    env = {"MODEL_POLL_SECONDS": str(poll_seconds), "XLA": xla}
+    env = {"MODEL_POLL_SECONDS": str(poll_seconds), "TRANSLATION_ENGINE": engine}
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="chaos-artifacts-") as tmp:
         served = Path(shutil.copytree(artifacts, Path(tmp) / "artifacts"))
@@ -383,7 +383,7 @@ def main(
         "replicas": replicas,
         "concurrency": concurrency,
         "seconds": seconds,
-        "xla": xla,
+        "engine": engine,
         "cpu_count": os.cpu_count(),
         "scenarios": results,
     }

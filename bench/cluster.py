@@ -355,13 +355,13 @@ def main(
     replicas: Annotated[int, typer.Option(min=1, help="service processes")] = 3,
     port: Annotated[int, typer.Option(help="nginx's port (0: a free one)")] = 8080,
     poll_seconds: Annotated[float, typer.Option(help="MODEL_POLL_SECONDS")] = 30.0,
-    xla: Annotated[str, typer.Option(help="XLA of the replicas: auto, on or off")] = "auto",
+    engine: Annotated[str, typer.Option(help="TRANSLATION_ENGINE of the replicas")] = "ctranslate2",
 ) -> None:
     """Serve ARTIFACTS_DIR from N replicas behind nginx until Ctrl-C, then stop them all."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     prefer_oom_victim()
-    env = {"MODEL_POLL_SECONDS": str(poll_seconds), "XLA": xla}
+    env = {"MODEL_POLL_SECONDS": str(poll_seconds), "TRANSLATION_ENGINE": engine}
     # SIGTERM stops the cluster like Ctrl-C does: the `with` block's exit stops everything.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with Cluster(artifacts, replicas, env=env, port=port or None) as cluster:

@@ -4,7 +4,7 @@ One run on the same sentences: the naive baseline (batch 1, a full forward pass 
 on a subset, timed sentence by sentence in turns with cached batch 1 on the same subset
 (the batch-1 target's ratio); cached greedy at batch 1, 8, 32 and 64, and beam 4 at batch
 32, on every sentence. Prints a table, then one JSON object with every figure and the speed
-ratios against their targets. Timings exclude compilation (each setting is warmed up
+ratios against their targets. Timings exclude tracing (each setting is warmed up
 first); on a shared CPU they move with the machine's load, which the report records, and
 `--rounds` repeats every timing in rotation and averages the repeats.
 """
@@ -25,7 +25,7 @@ from bench.measure import Run
 from bench.naive import NaiveGreedy
 from model.cli import setup_logging, user_errors
 from model.data import read_parallel
-from model.decoding import DecodeOptions, XlaMode
+from model.decoding import DecodeOptions
 from model.evaluate import resolve_artifact
 from model.predictor import Translator, load_artifact
 from model.scoring import translation_scores
@@ -70,9 +70,6 @@ def main(
     rounds: Annotated[
         int, Opt(help="time every setting this many times in rotation and average", min=1)
     ] = 1,
-    xla: Annotated[
-        XlaMode, Opt(help="on: XLA, compiled per bucket (as served); off: one graph for all")
-    ] = "on",
     matmul_size: Annotated[int, Opt(help="square matmul for the peak", min=64)] = 2048,
     json_out: Annotated[Path | None, Opt(help="also write the JSON here")] = None,
 ) -> None:
@@ -81,7 +78,7 @@ def main(
     if quick:
         sentences, naive_sentences = 32, 8
     path = resolve_artifact(artifact)
-    translator = Translator(load_artifact(path), xla=xla)
+    translator = Translator(load_artifact(path))
     pairs = read_parallel(source_file, reference_file)[:sentences]
     references = [target for _, target in pairs]
     sources = translator.tokenizer.encode_batch([translator.prepare(s) for s, _ in pairs])
@@ -94,13 +91,12 @@ def main(
     result = {
         "artifact": str(path),
         "device": device,
-        "xla": xla,
         "sentences": len(sources),
         "naive_sentences": runs.naive.sentences,
         "rounds": rounds,
         **_summary(translator, sources, references, runs, peak_gflops),
         "batch1_memory": _batch1_memory(translator, runs, bandwidth),
-        "decoder_compilations": translator.decoder.compilations,
+        "decoder_traces": translator.decoder.traces,
         "matmul_peak": {"size": matmul_size, "gflops": round(peak_gflops, 1)},
     }
     typer.echo(_table(result))
@@ -227,8 +223,8 @@ def _figures(run: Run, quality: dict[str, Any], naive: Run) -> dict[str, Any]:
         "bleu": quality["bleu"],
         "chrf": quality["chrf"],
         "warmup_s": round(run.warmup_s, 2),
-        "compilations_warmup": run.compilations_warmup,
-        "compilations_timed": run.compilations_timed,
+        "traces_warmup": run.traces_warmup,
+        "traces_timed": run.traces_timed,
     }
 
 
@@ -238,7 +234,7 @@ def _holds(op: str, value: float, bound: float) -> bool:
 
 def _table(result: dict[str, Any]) -> str:
     lines = [
-        f"{result['device']}; {result['sentences']} sentences; XLA {result['xla']}",
+        f"{result['device']}; {result['sentences']} sentences",
         f"{'setting':<23}{'batch':>6}{'sent.':>6}{'tokens/s':>11}{'sent./s':>10}"
         f"{'BLEU':>7}{'wall s':>9}{'vs naive':>10}",
     ]

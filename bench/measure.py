@@ -1,4 +1,4 @@
-"""Timing pieces of bench.decode and bench.step: one decoding setting, the naive loop and
+"""Timing pieces of bench.decode: one decoding setting, the naive loop and
 cached batch 1 paired sentence by sentence, the matmul peak, FLOPs per token."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -26,9 +26,9 @@ class Run:
     batch: int
     outputs: list[list[int]]  # generated ids per sentence, in input order, </s> excluded
     wall_s: float
-    warmup_s: float  # compilation and first runs, excluded from wall_s
-    compilations_warmup: int
-    compilations_timed: int  # graphs traced while timing: 0 unless shapes were missed
+    warmup_s: float  # tracing and first runs, excluded from wall_s
+    traces_warmup: int
+    traces_timed: int  # graphs traced while timing: 0, one graph serves every shape
 
     @property
     def sentences(self) -> int:
@@ -99,7 +99,7 @@ def time_paired(
     goes first alternates) puts both under the same load. With `rounds` > 1 every sentence
     is timed that many times on each side and the times are averaged: not the fastest,
     which would favour the side whose calls are short enough to slip between the bursts
-    of other load. Every shape is compiled first.
+    of other load. The graphs are traced first.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be positive, not {rounds}")
@@ -118,8 +118,8 @@ def time_paired(
     naive_warmup_s = time.perf_counter() - started
     traced = naive.traces
     singles = [[i] for i in range(len(sources))]
-    cached_warmup_s, compiled = _warm_up(decoder, sources, singles, options)
-    warm = decoder.compilations
+    cached_warmup_s, warm_traces = _warm_up(decoder, sources, singles, options)
+    warm = decoder.traces
     sides: tuple[Callable[[Sequence[int]], list[int]], ...] = (plain, cached)
     seconds = [[0.0] * len(sources) for _ in sides]
     outputs: list[list[list[int]]] = [[[] for _ in sources] for _ in sides]
@@ -134,7 +134,7 @@ def time_paired(
         Run(name, 1, outputs[side], sum(seconds[side]) / rounds, warmup_s, graphs, timed)
         for side, name, warmup_s, graphs, timed in (
             (0, "naive greedy", naive_warmup_s, traced, naive.traces - traced),
-            (1, "cached greedy (paired)", cached_warmup_s, compiled, decoder.compilations - warm),
+            (1, "cached greedy (paired)", cached_warmup_s, warm_traces, decoder.traces - warm),
         )
     ]
     speedups = [slow / fast for slow, fast in zip(*seconds, strict=True)]
@@ -151,8 +151,8 @@ def time_cached(
     """Decoder.translate over length-sorted batches (as the service's batcher groups them)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     chunks = [order[start : start + batch] for start in range(0, len(order), batch)]
-    warmup_s, compiled = _warm_up(decoder, sources, chunks, options)
-    warm = decoder.compilations
+    warmup_s, warm_traces = _warm_up(decoder, sources, chunks, options)
+    warm = decoder.traces
     outputs: list[list[int]] = [[] for _ in sources]
     started = time.perf_counter()
     for chunk in chunks:
@@ -160,7 +160,7 @@ def time_cached(
         for i, hypotheses in zip(chunk, nbest, strict=True):
             outputs[i] = hypotheses[0].ids
     wall_s = time.perf_counter() - started
-    return Run(name, batch, outputs, wall_s, warmup_s, compiled, decoder.compilations - warm)
+    return Run(name, batch, outputs, wall_s, warmup_s, warm_traces, decoder.traces - warm)
 
 
 def _warm_up(
@@ -169,20 +169,17 @@ def _warm_up(
     chunks: list[list[int]],
     options: DecodeOptions,
 ) -> tuple[float, int]:
-    """Runs one chunk per graph that `chunks` will meet and waits for background
-    compilation ("background": time the compiled loops, as served later) -> the seconds
-    it took and the graphs it compiled."""
-    before = decoder.compilations
+    """Runs the first chunk (one graph serves every shape) -> the seconds it took and the
+    graphs it traced."""
+    before = decoder.traces
     started = time.perf_counter()
-    for chunk in _one_chunk_per_graph(decoder, sources, chunks, options):
-        decoder.translate([sources[i] for i in chunk], options)
-    decoder.wait_for_compilations()
-    return time.perf_counter() - started, decoder.compilations - before
+    decoder.translate([sources[i] for i in chunks[0]], options)
+    return time.perf_counter() - started, decoder.traces - before
 
 
 def averaged(runs: Sequence[Run]) -> Run:
     """One setting timed several times: the mean wall time, the last run's outputs (the
-    same in every run) and the compilations of them all."""
+    same in every run) and the traces of them all."""
     last = runs[-1]
     return Run(
         last.name,
@@ -190,48 +187,28 @@ def averaged(runs: Sequence[Run]) -> Run:
         last.outputs,
         statistics.fmean(run.wall_s for run in runs),
         sum(run.warmup_s for run in runs),
-        sum(run.compilations_warmup for run in runs),
-        sum(run.compilations_timed for run in runs),
+        sum(run.traces_warmup for run in runs),
+        sum(run.traces_timed for run in runs),
     )
-
-
-def _one_chunk_per_graph(
-    decoder: Decoder,
-    sources: Sequence[Sequence[int]],
-    chunks: list[list[int]],
-    options: DecodeOptions,
-) -> list[list[int]]:
-    """Warm-up batches: one graph serves every shape without XLA, one per bucket with it."""
-    if not decoder.jit_compile:
-        return chunks[:1]
-    by_shape: dict[Hashable, list[int]] = {}
-    for chunk in chunks:
-        by_shape.setdefault(decoder.shape_of([sources[i] for i in chunk], options), chunk)
-    return list(by_shape.values())
 
 
 def matmul_peak(size: int = 2048, rounds: int = 5) -> float:
     """Best of `rounds` GFLOP/s of a float32 size x size matmul (TF32 where TF enables it),
-    through TF's own kernel and through XLA, whichever is faster: the decoder's loops run
-    under XLA, and on some CPUs XLA's product is the faster one (112 against 84 GFLOP/s
-    on an AVX2 EPYC)."""
+    through TF's own kernel, as the decoder's graphs run it."""
     a = tf.random.uniform((size, size), dtype=tf.float32)
     b = tf.random.uniform((size, size), dtype=tf.float32)
     best = math.inf
-    for jit_compile in (False, True):
-        product = tf.function(  # a scalar result: cheap to sync
-            lambda x, y: tf.reduce_sum(tf.matmul(x, y)), jit_compile=jit_compile
-        )
-        product(a, b).numpy()  # trace and warm up
+    product = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))  # cheap to sync
+    product(a, b).numpy()  # trace and warm up
+    started = time.perf_counter()
+    product(a, b).numpy()
+    # Enough calls per round that dispatch overhead vanishes on a fast accelerator.
+    repeats = max(1, math.ceil(0.2 / (time.perf_counter() - started)))
+    for _ in range(rounds):
         started = time.perf_counter()
-        product(a, b).numpy()
-        # Enough calls per round that dispatch overhead vanishes on a fast accelerator.
-        repeats = max(1, math.ceil(0.2 / (time.perf_counter() - started)))
-        for _ in range(rounds):
-            started = time.perf_counter()
-            results = [product(a, b) for _ in range(repeats)]
-            results[-1].numpy()  # one stream: the last result waits for all of them
-            best = min(best, (time.perf_counter() - started) / repeats)
+        results = [product(a, b) for _ in range(repeats)]
+        results[-1].numpy()  # one stream: the last result waits for all of them
+        best = min(best, (time.perf_counter() - started) / repeats)
     return 2 * size**3 / best / 1e9
 
 
@@ -268,7 +245,7 @@ FLOPS_METHOD = (
     "model.decoding.flops_per_token (decoder step: projections, feed-forward, attention over "
     "the real source incl. </s> and the real context up to the token, output layer), "
     "averaged over every token generated by cached greedy at batch 64; excludes the "
-    "encoder (once per sentence) and the padding the compiled loop also computes"
+    "encoder (once per sentence) and the padding the batched loop also computes"
 )
 
 
@@ -278,7 +255,7 @@ def mean_flops_per_token(
     """Useful decoder FLOPs per generated token, averaged over the tokens actually generated.
 
     Each token's step is charged its own source length (with </s>) and context (the
-    positions up to and including it), not the padded shapes the compiled loop computes.
+    positions up to and including it), not the padded shapes the batched loop computes.
     Also returns those lengths' token-weighted means.
     """
     flops = source_total = context_total = 0.0

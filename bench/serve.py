@@ -142,9 +142,7 @@ def main(
     batch_sizes: Annotated[str, typer.Option(help="MAX_BATCH_SIZE values")] = "32,1",
     beam: Annotated[int, typer.Option(help="DEFAULT_BEAM_SIZE of the service")] = 1,
     wait_ms: Annotated[float, typer.Option(help="MAX_BATCH_WAIT_MS")] = 5.0,
-    warm_seconds: Annotated[
-        float, typer.Option(help="untimed load first (XLA=auto compiles shapes meanwhile)")
-    ] = 3.0,
+    warm_seconds: Annotated[float, typer.Option(help="untimed load first")] = 3.0,
     json_out: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
     """Requests per second and p50/p99 latency of /translate, batching on and off."""

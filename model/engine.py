@@ -26,7 +26,7 @@ from model.layers import sinusoid_table
 from tokenizers import SubwordTokenizer
 
 if TYPE_CHECKING:
-    from model.decoding import DecodeOptions, Hypothesis
+    from model.decode_options import DecodeOptions, Hypothesis
     from model.transformer import Seq2SeqTransformer
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class Engine:
         A Hypothesis' score is the mean log-probability per token, </s> included, as the
         Keras decoder reports it; its ranking score is CTranslate2's (total / len ** alpha).
         """
-        from model.decoding import Hypothesis
+        from model.decode_options import Hypothesis
 
         if not sources:
             return []
@@ -282,7 +282,7 @@ def verify_export(
     engine against the Keras reference decoder's (`reference`, a model.decoding.Decoder)
     on `sources`, and the BLEU of each compute type at `beam_size` (what the service uses
     to choose int8 only when it costs at most INT8_MAX_BLEU_DROP)."""
-    from model.decoding import DecodeOptions
+    from model.decode_options import DecodeOptions
     from model.scoring import translation_scores
 
     ids = tokenizer.encode_batch(list(sources))

@@ -9,7 +9,7 @@ post-norm stack needs, at the price of one final LayerNorm per stack.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import keras
 import numpy as np
@@ -19,25 +19,6 @@ from tokenizers import EOS_ID, PAD_ID, UNK_ID
 
 # Masked logits get this value; representable in float16 and still ~0 after softmax.
 _MASK_VALUE = -1e4
-
-
-class StepKernels(NamedTuple):
-    """An attention layer's kernels as 2-D matrices in the compute dtype, made once before
-    a decoding loop."""
-
-    projection: Any  # (d_model, parts * heads * key_dim): query[, key, value] side by side
-    projection_bias: Any  # (parts * heads * key_dim,)
-    output: Any  # (heads * key_dim, d_model)
-
-
-class FeedForwardKernels(NamedTuple):
-    """A feed-forward layer's kernels and biases in the compute dtype, made once before a
-    decoding loop."""
-
-    hidden: Any  # (d_model, d_ff)
-    hidden_bias: Any  # (d_ff,)
-    project: Any  # (d_ff, d_model)
-    project_bias: Any  # (d_model,)
 
 
 def _serializable(cls: type) -> type:
@@ -94,7 +75,11 @@ class MultiHeadAttention(keras.layers.Layer):
         values (batch, heads, len, key_dim), so that `attend_step` is two batched matmuls with
         no transpose of the cache (einsum over the (batch, len, heads, key_dim) layout copies
         it at every step)."""
-        key, value = self.project_key_value(value)
+        return self.cache_layout(*self.project_key_value(value))
+
+    @staticmethod
+    def cache_layout(key: Any, value: Any) -> tuple[Any, Any]:
+        """(batch, len, heads, key_dim) keys and values -> `cache_key_value`'s layout."""
         return ops.transpose(key, (0, 2, 3, 1)), ops.transpose(value, (0, 2, 1, 3))
 
     def attend(
@@ -112,69 +97,14 @@ class MultiHeadAttention(keras.layers.Layer):
         context = ops.einsum("ahqk,akhd->aqhd", weights, value)  # (batch, q_len, heads, key_dim)
         return self.output_dense(context), scores  # type: ignore[misc]
 
-    def step_kernels(self, keys_and_values: bool) -> StepKernels:
-        """The kernels that `step_project` and `attend_step` take, as 2-D matrices in the
-        compute dtype: the query's, with the key's and value's beside it when the step
-        projects keys and values too (self-attention), and the output's.
-
-        A decoding loop computes them once, before it starts. Inside an XLA loop on the CPU,
-        a one-row product with a kernel reshaped there (a free bitcast) is fused with the
-        reshape and emitted as plain loops, ~9x slower than the matrix-vector routine that
-        a kernel coming in from outside the loop gets. The three projections of
-        self-attention are one product (with one row, its bias added after the split, see
-        `step_project`): a one-row product streamed 1 MB matrices (the `base` width) at
-        ~16 GB/s on the 2-core machine and 3 MB ones at 26-30 GB/s. The concatenation
-        copies the kernels, so a decoder makes these once (`Seq2SeqTransformer.step_kernels`).
-        """
-        assert self.output_dense is not None
-        width = self.num_heads * self.key_dim
-        layers = [self.query_dense]
-        if keys_and_values:
-            layers += [self.key_dense, self.value_dense]
-
-        def cast(weight: Any, shape: tuple[int, ...]) -> Any:
-            return ops.reshape(ops.cast(weight, self.compute_dtype), shape)
-
-        return StepKernels(
-            projection=ops.concatenate([cast(d.kernel, (-1, width)) for d in layers], axis=1),
-            projection_bias=ops.concatenate([cast(d.bias, (-1,)) for d in layers], axis=0),
-            output=cast(self.output_dense.kernel, (width, -1)),
-        )
-
-    def step_project(self, x: Any, kernels: StepKernels) -> list[Any]:
-        """(rows, d_model) -> the scaled queries, and the keys and values if `kernels` has
-        them, each (rows, heads, key_dim)."""
-        count = ops.shape(kernels.projection)[1] // (self.num_heads * self.key_dim)
-        y = ops.matmul(x, kernels.projection)
-        if x.shape[0] == 1:
-            # The biases after the split: XLA's CPU backend would fuse a one-row product
-            # with their add and run it on one thread (see `FeedForward.step`).
-            biases = ops.split(kernels.projection_bias, count)
-            parts = [p + b for p, b in zip(ops.split(y, count, axis=-1), biases, strict=True)]
-        else:  # there the fused add is the faster one
-            parts = ops.split(y + kernels.projection_bias, count, axis=-1)
-        heads = [ops.reshape(part, (-1, self.num_heads, self.key_dim)) for part in parts]
-        heads[0] = heads[0] * ops.cast(1.0 / math.sqrt(self.key_dim), heads[0].dtype)
-        return heads
-
-    def attend_step(
-        self,
-        q: Any,
-        key: Any,
-        value: Any,
-        attention_mask: Any,
-        kernels: StepKernels,
-    ) -> tuple[Any, Any]:
-        """`attend` at inference, for queries from `step_project` (batch, q_len, heads,
-        key_dim), over keys/values in `cache_key_value`'s layout."""
-        q = ops.transpose(q, (0, 2, 1, 3))  # (batch, heads, q_len, key_dim)
+    def attend_step(self, query: Any, key: Any, value: Any, attention_mask: Any) -> tuple[Any, Any]:
+        """`attend` at inference for queries (batch, q_len, d_model) over keys/values in
+        `cache_key_value`'s layout -> (batch, q_len, d_model), weights (batch, heads, q, k)."""
+        q = ops.transpose(self._queries(query), (0, 2, 1, 3))  # (batch, heads, q_len, key_dim)
         scores = self._softmax(ops.matmul(q, key), attention_mask)  # (batch, heads, q, k)
         context = ops.matmul(ops.cast(scores, value.dtype), value)  # (batch, heads, q, key_dim)
         context = ops.transpose(context, (0, 2, 1, 3))  # (batch, q_len, heads, key_dim)
-        assert self.output_dense is not None
-        rows = ops.reshape(context, (-1, self.num_heads * self.key_dim))
-        y = _rows_times(rows, kernels.output, self.output_dense.bias)
-        return ops.reshape(y, (*ops.shape(context)[:-2], -1)), scores
+        return self.output_dense(context), scores  # type: ignore[misc]
 
     def _queries(self, query: Any) -> Any:
         q = self.query_dense(query)  # (batch, q_len, heads, key_dim)
@@ -193,11 +123,6 @@ class MultiHeadAttention(keras.layers.Layer):
         config = super().get_config()
         config.update(num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout)
         return config
-
-
-def _rows_times(rows: Any, kernel: Any, bias: Any) -> Any:
-    """rows (n, d_in) x kernel (d_in, d_out) + the bias, flattened, in the rows' dtype."""
-    return ops.matmul(rows, kernel) + ops.reshape(ops.cast(bias, rows.dtype), (-1,))
 
 
 def sinusoid_table(length: int, depth: int) -> np.ndarray:
@@ -251,16 +176,6 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         matrix = ops.cast(self.token_embedding.embeddings, hidden.dtype)
         return ops.cast(ops.einsum("bld,vd->blv", hidden, matrix), "float32")
 
-    def step_logits(self, hidden: Any) -> Any:
-        """`logits` of one position per row: (rows, d_model) -> (rows, vocab) in float32.
-
-        Computed as matrix x hidden^T, which reads the (vocab, d_model) matrix in its
-        stored order: hidden x matrix^T made XLA's CPU backend copy the matrix transposed
-        at every decoding step.
-        """
-        matrix = ops.cast(self.token_embedding.embeddings, hidden.dtype)
-        return ops.cast(ops.transpose(ops.matmul(matrix, ops.transpose(hidden))), "float32")
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
@@ -291,24 +206,6 @@ class FeedForward(keras.layers.Layer):
 
     def call(self, x: Any, training: bool = False) -> Any:
         return self.project(self.dropout_layer(self.hidden(x), training=training))
-
-    def step_kernels(self) -> FeedForwardKernels:
-        """The kernels and biases that `step` takes, cast once before a decoding loop."""
-        weights = (self.hidden.kernel, self.hidden.bias, self.project.kernel, self.project.bias)
-        return FeedForwardKernels(*(ops.cast(w, self.compute_dtype) for w in weights))
-
-    def step(self, x: Any, residual: Any, kernels: FeedForwardKernels) -> Any:
-        """`residual + call(x)` at inference; x and residual are (rows, d_model).
-
-        No product here has its result added to a bias: XLA's CPU backend fuses a one-row
-        product with such an add and then runs it on one thread, at about half the speed
-        of the plain product on two. So the output bias goes with the residual (a sum in
-        another order: equal up to rounding), and relu(h + b) is computed as
-        max(h, -b) + b, which is the same value.
-        """
-        hidden = ops.matmul(x, kernels.hidden)
-        hidden = ops.maximum(hidden, -kernels.hidden_bias) + kernels.hidden_bias
-        return (residual + kernels.project_bias) + ops.matmul(hidden, kernels.project)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -428,15 +325,6 @@ class DecoderBlock(_Block):
         x = x + self.residual_dropout(y, training=training)
         return self._feed_forward(x, training), self_scores, cross_scores
 
-    def step_kernels(self) -> tuple[StepKernels, StepKernels, FeedForwardKernels]:
-        """The self- and cross-attention and feed-forward kernels that `step` takes (see
-        `MultiHeadAttention.step_kernels`)."""
-        return (
-            self.self_attention.step_kernels(keys_and_values=True),
-            self.cross_attention.step_kernels(keys_and_values=False),
-            self.feed_forward.step_kernels(),
-        )
-
     def step(
         self,
         x: Any,
@@ -444,36 +332,30 @@ class DecoderBlock(_Block):
         self_cache: tuple[Any, Any],
         cross_cache: tuple[Any, Any],
         memory_mask: Any,
-        kernels: tuple[StepKernels, StepKernels, FeedForwardKernels],
     ) -> tuple[Any, tuple[Any, Any], Any, Any]:
         """One decoding step at position `index` (inference only, no dropout).
 
-        x (batch, 1, d_model); self_cache: keys (batch, heads, key_dim, max_len) and values
-        (batch, heads, max_len, key_dim) with positions < index filled; cross_cache: the
-        memory's keys and values in the same layout (`MultiHeadAttention.cache_key_value`);
-        kernels: `step_kernels()`. Returns the output, the updated self cache, and both
-        attention weights.
+        x (rows, 1, d_model); self_cache: keys (rows, heads, key_dim, max_len) and values
+        (rows, heads, max_len, key_dim) with positions < index filled; cross_cache: the
+        memory's keys and values in the same layout (`MultiHeadAttention.cache_key_value`),
+        one per sentence. Returns the output, the updated self cache, and both attention
+        weights.
         """
-        self_kernels, cross_kernels, ffn_kernels = kernels
+        attention = self.self_attention
         h = self.self_norm(x)
-        q, new_key, new_value = self.self_attention.step_project(h[:, 0], self_kernels)
+        new_key, new_value = attention.cache_layout(*attention.project_key_value(h))
         # Written in place (a dynamic-update-slice) rather than by blending the whole cache.
-        key = ops.slice_update(self_cache[0], (0, 0, 0, index), new_key[..., None])
-        value = ops.slice_update(self_cache[1], (0, 0, index, 0), new_value[:, :, None])
+        key = ops.slice_update(self_cache[0], (0, 0, 0, index), new_key)
+        value = ops.slice_update(self_cache[1], (0, 0, index, 0), new_value)
         visible = ops.reshape(ops.arange(ops.shape(value)[2]) <= index, (1, 1, -1))
-        y, self_scores = self.self_attention.attend_step(
-            q[:, None], key, value, visible, self_kernels
-        )
+        y, self_scores = attention.attend_step(h, key, value, visible)
         x = x + y
-        h = self.cross_norm(x)
-        y, cross_scores = self._cross_attend_step(h, cross_cache, memory_mask, cross_kernels)
+        y, cross_scores = self._cross_attend_step(self.cross_norm(x), cross_cache, memory_mask)
         x = x + y
-        rows = ops.reshape(x, (-1, ops.shape(x)[-1]))
-        y = self.feed_forward.step(self.ffn_norm(rows), rows, ffn_kernels)
-        return ops.reshape(y, ops.shape(x)), (key, value), self_scores, cross_scores
+        return self._feed_forward(x, training=False), (key, value), self_scores, cross_scores
 
     def _cross_attend_step(
-        self, h: Any, cross_cache: tuple[Any, Any], memory_mask: Any, kernels: StepKernels
+        self, h: Any, cross_cache: tuple[Any, Any], memory_mask: Any
     ) -> tuple[Any, Any]:
         """Cross-attention for rows that may be `beams` hypotheses per source sentence.
 
@@ -483,9 +365,8 @@ class DecoderBlock(_Block):
         """
         rows, d_model = ops.shape(h)[0], ops.shape(h)[-1]
         sentences = ops.shape(cross_cache[0])[0]
-        [q] = self.cross_attention.step_project(h[:, 0], kernels)  # (rows, heads, key_dim)
-        queries = ops.reshape(q, (sentences, rows // sentences, *ops.shape(q)[1:]))
-        y, scores = self.cross_attention.attend_step(queries, *cross_cache, memory_mask, kernels)
+        queries = ops.reshape(h, (sentences, rows // sentences, d_model))
+        y, scores = self.cross_attention.attend_step(queries, *cross_cache, memory_mask)
         scores = ops.transpose(scores, (0, 2, 1, 3))  # (batch, beams, heads, src_len)
         scores = ops.reshape(scores, (rows, 1, *ops.shape(scores)[2:]))
         return ops.reshape(y, (rows, 1, d_model)), ops.transpose(scores, (0, 2, 1, 3))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from model import artifacts
 from model.calibration import softmax
 from model.config import ModelConfig
 from model.data import read_window
-from model.decoding import DecodeOptions, Decoder, XlaMode, attention_maps
+from model.decoding import DecodeOptions, Decoder, attention_maps
 from model.transformer import Seq2SeqTransformer, TransformerClassifier, build_model
 from tokenizers import EOS_ID, Piece, SubwordTokenizer, normalize
 
@@ -69,8 +69,6 @@ class Translator:
         loaded: LoadedArtifact,
         *,
         decoder: Any = None,
-        xla: XlaMode = "off",
-        on_compile: Callable[[str], None] | None = None,
     ) -> None:
         if not isinstance(loaded.model, Seq2SeqTransformer):
             raise artifacts.ArtifactError("not a translation artifact")
@@ -78,7 +76,7 @@ class Translator:
         self.tokenizer = loaded.tokenizer
         self.manifest = loaded.manifest
         self.config = loaded.config
-        self.decoder = decoder or Decoder(self.model, xla=xla, on_compile=on_compile)
+        self.decoder = decoder or Decoder(self.model)
         # Each decoder normalizes beam scores its own way (see model.engine).
         self.length_penalty = getattr(self.decoder, "length_penalty", DecodeOptions.length_penalty)
         self.engine = getattr(self.decoder, "name", "keras")

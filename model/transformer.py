@@ -140,21 +140,13 @@ class Seq2SeqTransformer(_Encoder):
     def _logits(self, hidden: Any) -> Any:
         return self.decoder_embedding.logits(hidden)  # (batch, len, vocab), float32
 
-    # Incremental decoding (used by model.decoding inside one compiled loop).
+    # Incremental decoding (used by model.decoding inside one graph).
 
-    def step_kernels(self) -> list[Any]:
-        """Each decoder block's `step_kernels`: copies of the weights laid out for one-row
-        steps, which a decoder makes once and passes to `init_cache`."""
-        return [b.step_kernels() for b in self.decoder_blocks]
-
-    def init_cache(
-        self, memory: Any, max_length: int, beams: Any = 1, kernels: list[Any] | None = None
-    ) -> dict[str, Any]:
-        """Empty self-attention caches (`beams` rows per sentence, sentence-major), the
-        memory's cross-attention keys/values (one per sentence, shared by its beams) and
-        the decoder blocks' step kernels (`step_kernels()` unless given): all that a
-        decoding loop needs before it starts. The loop changes only "self" (and reorders
-        or gathers rows); every other entry must pass through it unchanged."""
+    def init_cache(self, memory: Any, max_length: Any, beams: Any = 1) -> dict[str, Any]:
+        """Empty self-attention caches (`beams` rows per sentence, sentence-major) and the
+        memory's cross-attention keys/values (one per sentence, shared by its beams): all
+        that a decoding loop needs before it starts. The loop changes only "self" (and
+        reorders its rows); "cross" passes through it unchanged."""
         batch = ops.shape(memory)[0] * beams
         c = self.model_config
         keys = ops.zeros((batch, c.num_heads, c.head_dim, max_length), dtype=memory.dtype)
@@ -162,7 +154,6 @@ class Seq2SeqTransformer(_Encoder):
         return {
             "self": [(keys, values) for _ in self.decoder_blocks],
             "cross": [b.cross_attention.cache_key_value(memory) for b in self.decoder_blocks],
-            "kernels": self.step_kernels() if kernels is None else kernels,
         }
 
     def decode_step(
@@ -173,17 +164,15 @@ class Seq2SeqTransformer(_Encoder):
 
         rows = sentences x beams, sentence-major; the memory mask has one row per sentence.
         """
-        x = self.decoder_embedding(token_ids[:, None], start=index)  # (batch, 1, d_model)
+        x = self.decoder_embedding(token_ids[:, None], start=index)  # (rows, 1, d_model)
         new_self = []
         cross_scores = None
-        for block, self_cache, cross_cache, kernels in zip(
-            self.decoder_blocks, cache["self"], cache["cross"], cache["kernels"], strict=True
+        for block, self_cache, cross_cache in zip(
+            self.decoder_blocks, cache["self"], cache["cross"], strict=True
         ):
-            x, updated, _, cross_scores = block.step(
-                x, index, self_cache, cross_cache, memory_mask, kernels
-            )
+            x, updated, _, cross_scores = block.step(x, index, self_cache, cross_cache, memory_mask)
             new_self.append(updated)
-        logits = self.decoder_embedding.step_logits(self.decoder_norm(x)[:, 0])  # (batch, vocab)
+        logits = self._logits(self.decoder_norm(x))[:, 0]  # (rows, vocab)
         log_probs = ops.log_softmax(logits, axis=-1)
         return log_probs, {**cache, "self": new_self}, cross_scores[:, :, 0]
 

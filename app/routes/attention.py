@@ -19,7 +19,7 @@ from app.openapi import ERRORS
 from app.rendering import heatmap_png
 from app.routes.sentiment import sentiment_model
 from app.schemas import AttentionRequest, SentimentAttention, Token, TranslationAttention
-from model.decoding import DecodeOptions
+from model.decode_options import DecodeOptions
 
 router = APIRouter(tags=["attention"])
 

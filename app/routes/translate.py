@@ -19,7 +19,7 @@ from app.schemas import (
     TranslateRequest,
     TranslateResponse,
 )
-from model.decoding import DecodeOptions
+from model.decode_options import DecodeOptions
 from tokenizers.normalize import basic
 
 router = APIRouter(tags=["translation"])

@@ -42,6 +42,9 @@ def postgres_url() -> Iterator[str]:
 def make_settings(root: Path, **changes: object) -> Settings:
     values: dict[str, object] = dict(
         artifacts_dir=root,
+        # The reference decoder, one batch at a time: tests that hold the model thread rely
+        # on it. tests/app/test_engine_serving.py serves through the engine, as the default.
+        translation_engine="keras",
         model_poll_seconds=0,
         default_beam_size=2,
         max_batch_wait_ms=2,

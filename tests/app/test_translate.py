@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import lxml.html
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
@@ -97,36 +95,21 @@ def test_languages_are_built_from_the_loaded_models(client: TestClient) -> None:
     assert client.get("/languages").json() == [{"code": "en", "name": "English", "targets": ["de"]}]
 
 
-def test_a_new_batch_shape_is_answered_at_once_and_compiled_in_the_background(
+def test_new_batch_shapes_and_beam_widths_use_the_graphs_traced_at_load(
     client: TestClient,
 ) -> None:
-    """XLA=auto (the default): the XLA loop for a new shape is traced by the worker thread."""
+    """TRANSLATION_ENGINE=keras: the warm-up traces the greedy graph and the beam graph,
+    which serve every batch shape and beam width: no request traces anything."""
+    predictor = client.app.state.registry.models["translation/en-de"].predictor  # type: ignore[attr-defined]
+    assert predictor.engine == "keras"
+    traced = predictor.decoder.traces
+    assert traced == 2
     text = " ".join(["a red dog runs on the grass"] * 6)  # a source length no test used
-    before = compilations()
-    first = translate(client, q=text, beam_size=1)
-    deadline = time.monotonic() + 120
-    while compilations() == before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert compilations() == before + 1
-    again = translate(client, q=text, beam_size=1, max_length=199)  # same shape, not cached
-    assert again["cached"] is False
-    assert again["translatedText"] == first["translatedText"]
-    assert compilations() == before + 1  # served by the compiled loop: nothing traced
-
-
-def test_a_new_beam_width_is_served_by_the_graph_traced_at_load(client: TestClient) -> None:
-    """Every beam width shares one shape-agnostic graph, traced by the warm-up: a width no
-    request used yet traces nothing before it answers (its XLA loop compiles behind it)."""
-    decoder = client.app.state.registry.models["translation/en-de"].predictor.decoder  # type: ignore[attr-defined]
-    assert decoder.xla == "background"  # XLA=auto, the default
-    decoder.wait_for_compilations()
+    assert translate(client, q=[text, SENTENCE, text], beam_size=1)["translatedText"]
     for alternatives in (5, 7):  # beam widths 6 and 8, which no other test here uses
-        before = decoder.compilations
         body = translate(client, q=f"{SENTENCE} {alternatives}", alternatives=alternatives)
         assert len(body["alternatives"]) == alternatives
-        decoder.wait_for_compilations()
-        assert decoder.compilations == before + 1  # the width's XLA loop, and only it
-        assert decoder._xla_loops[alternatives + 1].experimental_get_tracing_count() == 1
+    assert predictor.decoder.traces == traced
 
 
 FOUR = ["A man runs in the house.", "The dog sits.", "A child plays on a ball.", "The cat eats."]
@@ -216,9 +199,3 @@ def items_computed() -> float:
     """Items the en->de model has run (the sum of its batch sizes)."""
     labels = {"model": "translation/en-de"}
     return REGISTRY.get_sample_value("nlp_batch_size_sum", labels) or 0.0
-
-
-def compilations() -> float:
-    """Graphs traced for the en->de model (the app runs in this process: its registry)."""
-    labels = {"model": "translation/en-de"}
-    return REGISTRY.get_sample_value("nlp_compilations_total", labels) or 0.0

@@ -38,7 +38,7 @@ def test_a_replica_killed_and_restarted_under_load_costs_no_client_a_failure(
 ) -> None:
     english = synthetic.english_sentences(60, seed=5)
     texts = {"en": english, "any": english + [synthetic.to_german(s) for s in english]}
-    env = {"MODEL_POLL_SECONDS": "0", "XLA": "off", "DEFAULT_BEAM_SIZE": "1"}
+    env = {"MODEL_POLL_SECONDS": "0", "DEFAULT_BEAM_SIZE": "1"}
     cluster = Cluster(trained_root, replicas=2, env=env, graceful_seconds=5, fail_timeout=1)
     with cluster:
         stop = threading.Event()

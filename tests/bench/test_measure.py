@@ -88,16 +88,15 @@ def test_paired_timing_runs_naive_and_cached_on_each_sentence_in_turns() -> None
     assert summary["per_sentence_speedup_median"] <= summary["per_sentence_speedup_p90"]
 
 
-def test_paired_timing_compiles_every_shape_before_it_times() -> None:
+def test_paired_timing_traces_the_graph_before_it_times() -> None:
     model = _tiny_model(vocab_size=40, decoder_layers=1, seed=6)
-    decoder = Decoder(model, xla="on")
+    decoder = Decoder(model)
     rng = np.random.default_rng(6)
-    # With </s>: 4, 10 and 5 positions, two source-length buckets of 8.
     sources = [rng.integers(EOS_ID + 1, 40, size=n).tolist() for n in (3, 9, 4)]
     paired = measure.time_paired(NaiveGreedy(model, SHORT), decoder, sources, SHORT)
-    assert paired.cached.compilations_warmup == 2  # one XLA loop per shape
-    assert paired.cached.compilations_timed == 0
-    assert paired.naive.compilations_timed == 0  # one graph for every prefix length
+    assert paired.cached.traces_warmup == 1  # one graph for every shape
+    assert paired.cached.traces_timed == 0
+    assert paired.naive.traces_timed == 0  # one graph for every prefix length
     assert paired.naive.outputs == paired.cached.outputs
 
 
@@ -111,11 +110,11 @@ def test_paired_timing_needs_a_round_and_a_sentence() -> None:
 
 def test_a_setting_timed_in_several_rounds_reports_their_mean() -> None:
     runs = [
-        measure.Run("cached greedy", 8, [[5, 6], [7]], wall, 1.0, compiled, 0)
-        for wall, compiled in ((2.0, 3), (4.0, 0), (3.0, 0))
+        measure.Run("cached greedy", 8, [[5, 6], [7]], wall, 1.0, traced, 0)
+        for wall, traced in ((2.0, 3), (4.0, 0), (3.0, 0))
     ]
     run = measure.averaged(runs)
     assert run.wall_s == pytest.approx(3.0)
     assert (run.name, run.batch, run.outputs) == ("cached greedy", 8, [[5, 6], [7]])
-    assert run.warmup_s == pytest.approx(3.0) and run.compilations_warmup == 3
+    assert run.warmup_s == pytest.approx(3.0) and run.traces_warmup == 3
     assert run.tokens_per_s == pytest.approx(5 / 3.0)  # </s> counts: 3 + 2 tokens

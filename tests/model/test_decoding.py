@@ -1,9 +1,8 @@
-"""model.decoding: the cached, compiled greedy and beam search against a naive loop."""
+"""model.decoding: the cached greedy and beam search against a naive loop."""
 
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
 import numpy as np
@@ -17,8 +16,8 @@ from model.decoding import (
     DecodeOptions,
     Decoder,
     Hypothesis,
+    _hypotheses,
     attention_maps,
-    batch_bucket,
 )
 from model.transformer import Seq2SeqTransformer
 from tokenizers import BOS_ID, EOS_ID, PAD_ID
@@ -89,14 +88,12 @@ def test_greedy_never_emits_padding_or_bos(decoder: Decoder, tiny_config: ModelC
         assert not {PAD_ID, BOS_ID, EOS_ID} & set(hypothesis.ids)
 
 
-def test_greedy_compiles_once_for_many_batch_shapes(seq2seq: Seq2SeqTransformer) -> None:
-    kinds: list[str] = []
-    decoder = Decoder(seq2seq, on_compile=kinds.append)
+def test_greedy_traces_once_for_many_batch_shapes(seq2seq: Seq2SeqTransformer) -> None:
+    decoder = Decoder(seq2seq)
     for size, length in ((1, 3), (3, 9), (7, 17)):
         sources = random_sources([length] * size, seq2seq.model_config.vocab_size, seed=size)
         assert len(decoder.translate(sources, SHORT)) == size
-    assert decoder.compilations == 1
-    assert kinds == ["greedy"]
+    assert decoder.traces == 1
 
 
 def test_batch_results_do_not_depend_on_batch_neighbours(
@@ -109,8 +106,7 @@ def test_batch_results_do_not_depend_on_batch_neighbours(
 
 
 def test_one_shape_agnostic_graph_serves_every_beam_size(seq2seq: Seq2SeqTransformer) -> None:
-    kinds: list[str] = []
-    decoder = Decoder(seq2seq, on_compile=kinds.append)
+    decoder = Decoder(seq2seq)
     sources = random_sources([3, 7], seq2seq.model_config.vocab_size, seed=4)
     for k in (2, 3, MAX_BEAM_SIZE):
         nbests = decoder.translate(
@@ -121,260 +117,28 @@ def test_one_shape_agnostic_graph_serves_every_beam_size(seq2seq: Seq2SeqTransfo
             scores = [h.score for h in nbest]
             assert len({tuple(h.ids) for h in nbest}) == k  # k distinct hypotheses
             assert all(np.isfinite(scores))
-    assert kinds == ["beam"]  # traced once, by the first beam size
+    assert decoder.traces == 1  # traced once, by the first beam size
 
 
-def test_beam_loop_of_width_one_equals_greedy(decoder: Decoder, tiny_config: ModelConfig) -> None:
+def test_beam_loop_of_width_one_equals_greedy(
+    decoder: Decoder, tiny_config: ModelConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sources = random_sources([4, 7], tiny_config.vocab_size, seed=3)
+    calls: list[tuple[Any, ...]] = []
+    greedy_graph = decoder._greedy
+    monkeypatch.setattr(decoder, "_greedy", lambda *args: calls.append(args) or greedy_graph(*args))
     greedy = decoder.translate(sources, SHORT)
-    shape = decoder.shape_of(sources, SHORT)
-    inputs = decoder._prepare(sources, SHORT, len(sources), shape.source_len, shape.loop_len)
-    tokens, totals, lengths = decoder._beam_loop(*inputs, beam_size=1)
-    beam = Decoder._hypotheses(tokens.numpy(), totals.numpy(), lengths.numpy(), len(sources), SHORT)
+    [inputs] = calls  # source ids, limits, loop length
+    tokens, totals, lengths = decoder._beam(*inputs, tf.constant(0.6), tf.constant(1))
+    beam = _hypotheses(tokens.numpy(), totals.numpy(), lengths.numpy(), SHORT)
     for [g], [b] in zip(greedy, beam, strict=True):
         assert b.ids == g.ids
         assert b.score == pytest.approx(g.score, rel=1e-5)
 
 
-# XLA: the compiled loops are specialized per bucketed shape.
-
-
-def test_a_cache_grown_in_segments_decodes_as_the_naive_loop(
-    seq2seq: Seq2SeqTransformer,
-) -> None:
-    growing = Decoder(seq2seq, cache_segments=(2, 5))  # outputs of ~10 tokens cross both
-    sources = random_sources([4, 9], seq2seq.model_config.vocab_size, seed=3)
-    for source, [hypothesis] in zip(sources, growing.translate(sources, SHORT), strict=True):
-        ids, score = naive_greedy(seq2seq, source, SHORT)
-        assert len(ids) > 5
-        assert hypothesis.ids == ids
-        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
-
-
-@pytest.mark.parametrize("xla", ["off", "on"])
-def test_beam_search_is_the_same_whatever_the_cache_segments(
-    seq2seq: Seq2SeqTransformer, xla: str
-) -> None:
-    sources = random_sources([3, 12, 7], seq2seq.model_config.vocab_size, seed=8)
-    options = DecodeOptions(beam_size=3, num_return=3, max_length_offset=4)
-    whole = Decoder(seq2seq, cache_segments=())  # one cache of the loop's length
-    growing = Decoder(seq2seq, xla=xla, cache_segments=(1, 4, 9))  # type: ignore[arg-type]
-    expected, got = whole.translate(sources, options), growing.translate(sources, options)
-    assert [[h.ids for h in n] for n in got] == [[h.ids for h in n] for n in expected]
-    assert [h.score for n in got for h in n] == pytest.approx(
-        [h.score for n in expected for h in n], rel=1e-4
-    )
-
-
-@pytest.mark.parametrize("segments", [(16, 8), (0, 8), (8, 8)])
-def test_cache_segments_must_be_increasing_positive_sizes(
-    seq2seq: Seq2SeqTransformer, segments: tuple[int, ...]
-) -> None:
-    with pytest.raises(ValueError, match="cache_segments must be increasing positive sizes"):
-        Decoder(seq2seq, cache_segments=segments)
-
-
-@pytest.mark.parametrize("rows, floor", [(1, 16), (64, 0)])
-def test_compaction_needs_two_rows_and_a_positive_floor(
-    seq2seq: Seq2SeqTransformer, rows: int, floor: int
-) -> None:
-    with pytest.raises(ValueError, match="compact_rows must be at least 2"):
-        Decoder(seq2seq, compact_rows=rows, compact_floor=floor)
-
-
-@pytest.fixture(scope="module")
-def xla_decoder(seq2seq: Seq2SeqTransformer) -> Decoder:
-    return Decoder(seq2seq, xla="on")
-
-
-def ids_and_scores(nbests: list[list[Hypothesis]]) -> tuple[list[list[int]], list[float]]:
-    return [n[0].ids for n in nbests], [n[0].score for n in nbests]
-
-
-@pytest.mark.parametrize("beam_size", [1, 3])
-def test_xla_loops_translate_as_the_shape_agnostic_graph(
-    decoder: Decoder, xla_decoder: Decoder, tiny_config: ModelConfig, beam_size: int
-) -> None:
-    sources = random_sources([3, 11, 6], tiny_config.vocab_size, seed=7)
-    options = DecodeOptions(beam_size=beam_size, max_length_offset=4)
-    ids, scores = ids_and_scores(decoder.translate(sources, options))
-    xla_ids, xla_scores = ids_and_scores(xla_decoder.translate(sources, options))
-    assert xla_ids == ids
-    assert xla_scores == pytest.approx(scores, rel=1e-4)
-
-
-def test_a_single_sentence_under_xla_decodes_as_the_naive_loop(
-    seq2seq: Seq2SeqTransformer, xla_decoder: Decoder
-) -> None:
-    # A batch of one: XLA's one-row matrix-vector products (see MultiHeadAttention.step_kernels).
-    for source in random_sources([1, 4, 9], seq2seq.model_config.vocab_size, seed=12):
-        [[hypothesis]] = xla_decoder.translate([source], SHORT)
-        ids, score = naive_greedy(seq2seq, source, SHORT)
-        assert hypothesis.ids == ids
-        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
-        assert xla_decoder.shape_of([source], SHORT).batch == 1
-
-
-@pytest.mark.parametrize(("sentences", "beam_size"), [(1, 1), (3, 1), (2, 4)])
-def test_an_xla_step_keeps_its_matrix_products_out_of_plain_loops(
-    xla_decoder: Decoder, sentences: int, beam_size: int
-) -> None:
-    # XLA's CPU backend emits a matrix product fused into a loop fusion as plain nested
-    # loops, several times slower than its matrix-vector routine. A one-row step invites
-    # such fusions: of a kernel reshaped inside the loop, of the transposed output matrix.
-    sources = [[5, 6, 7]] * sentences
-    hlo = xla_decoder.compiler_ir(sources, DecodeOptions(beam_size=beam_size))
-    assert " dot(" in hlo  # the decoder's products are in the text the test reads
-    bodies = dict(re.findall(r"^(%\S+) \(.*?\{\n(.*?)\n\}", hlo, re.M | re.S))
-    fusions = re.findall(r" fusion\(.*?kind=(k\w+), calls=(%[\w.-]+)", hlo)
-    assert fusions and all(called in bodies for _, called in fusions)  # the parse found them
-    loop_products = [
-        called for kind, called in fusions if kind == "kLoop" and " dot(" in bodies[called]
-    ]
-    assert loop_products == []
-
-
-def mostly_short_sources(vocab_size: int) -> list[list[int]]:
-    """16 sources, 12 of one piece: under SHORT those allow at most 5 tokens (the piece,
-    </s>, plus SHORT's 3), so from step 5 on at most 4 rows still decode."""
-    return random_sources([1] * 6 + [9, 12] + [1] * 6 + [11, 10], vocab_size, seed=21)
-
-
-@pytest.fixture
-def compacted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sentence counts that compiled loops go on with, in the order they are traced."""
-    counts: list[int] = []
-    original = Decoder._on_sentences
-
-    def spy(state: tuple[Any, ...], count: int, *rest: Any) -> Any:
-        counts.append(count)
-        return original(state, count, *rest)
-
-    monkeypatch.setattr(Decoder, "_on_sentences", staticmethod(spy))
-    return counts
-
-
-def test_a_large_batch_finishes_on_half_its_rows_as_the_naive_loop(
-    seq2seq: Seq2SeqTransformer, compacted: list[int]
-) -> None:
-    # The rest runs on 8 rows, in a cache that grew past its first segment of 6 positions.
-    sources = mostly_short_sources(seq2seq.model_config.vocab_size)
-    xla = Decoder(seq2seq, xla="on", cache_segments=(6,), compact_rows=16)
-    hypotheses = xla.translate(sources, SHORT)
-    assert compacted == [8]  # traced into the compiled loop with half of the 16 rows
-    for source, [hypothesis] in zip(sources, hypotheses, strict=True):
-        ids, score = naive_greedy(seq2seq, source, SHORT)
-        assert hypothesis.ids == ids
-        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
-    graph = Decoder(seq2seq, cache_segments=(6,))
-    assert ids_and_scores(graph.translate(sources, SHORT))[0] == ids_and_scores(hypotheses)[0]
-    Decoder(seq2seq, xla="on", cache_segments=(6,)).translate(sources, SHORT)
-    assert compacted == [8]  # 16 rows: below the default COMPACT_ROWS, no half-size copy
-
-
-def test_a_compacted_loop_halves_again_down_to_its_floor(
-    seq2seq: Seq2SeqTransformer, compacted: list[int]
-) -> None:
-    # 16 rows, 4 of them long with limits of 13 to 16 tokens: 16 -> 8 -> 4 (at once: 4
-    # decode) -> 2; a loop of 2 rows would halve to 1, below the floor of 2.
-    sources = mostly_short_sources(seq2seq.model_config.vocab_size)
-    decoder = Decoder(seq2seq, xla="on", cache_segments=(6,), compact_rows=16, compact_floor=2)
-    hypotheses = decoder.translate(sources, SHORT)
-    assert compacted == [8, 4, 2]
-    for source, [hypothesis] in zip(sources, hypotheses, strict=True):
-        ids, score = naive_greedy(seq2seq, source, SHORT)
-        assert hypothesis.ids == ids
-        assert hypothesis.score == pytest.approx(score, rel=1e-4, abs=1e-5)
-    beams = DecodeOptions(beam_size=2, num_return=2, max_length_ratio=1.0, max_length_offset=3)
-    compacted.clear()
-    nbests = decoder.translate(sources, beams)
-    assert compacted == [8, 4, 2, 1]  # 32 rows of 2 beams: down to 1 sentence, 2 rows
-    graph = Decoder(seq2seq, cache_segments=(6,)).translate(sources, beams)
-    for xla_nbest, graph_nbest in zip(nbests, graph, strict=True):
-        assert [h.ids for h in xla_nbest] == [h.ids for h in graph_nbest]
-        assert [h.score for h in xla_nbest] == pytest.approx(
-            [h.score for h in graph_nbest], rel=1e-4
-        )
-
-
-def test_compaction_starts_once_at_most_half_the_rows_decode(
-    seq2seq: Seq2SeqTransformer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The greedy loop run eagerly (its batch is static there too), to see the step at which
-    # the half-size loop takes over and how many rows were still decoding then.
-    sources = mostly_short_sources(seq2seq.model_config.vocab_size)
-    seen = []
-    original = Decoder._on_sentences
-
-    def spy(state: tuple[Any, ...], *rest: Any) -> Any:
-        seen.append((int(state[0]), int(tf.reduce_sum(tf.cast(~state[3], tf.int32)))))
-        return original(state, *rest)
-
-    monkeypatch.setattr(Decoder, "_on_sentences", staticmethod(spy))
-    decoder = Decoder(seq2seq, cache_segments=(6,), compact_rows=16)
-    shape = decoder.shape_of(sources, SHORT)
-    inputs = decoder._prepare(sources, SHORT, shape.batch, shape.source_len, shape.loop_len)
-    _, _, lengths = decoder._greedy_loop(*inputs)
-    [(step, decoding)] = seen
-    assert 1 <= decoding <= 8 and step <= 5  # the short rows' limit of 5 tokens
-    assert int(tf.reduce_max(lengths)) > step  # the long rows went on on 8 rows
-
-
-def test_beam_search_finishes_on_half_its_sentences_as_without_compaction(
-    seq2seq: Seq2SeqTransformer, compacted: list[int]
-) -> None:
-    # 8 sentences of 2 beams: 16 rows. 6 sources allow at most 5 tokens, so from step 5 on
-    # at most 2 sentences still decode, and the rest runs on 4.
-    vocab_size = seq2seq.model_config.vocab_size
-    sources = random_sources([1, 1, 1, 12, 1, 1, 1, 9], vocab_size, seed=22)
-    options = DecodeOptions(beam_size=2, num_return=2, max_length_ratio=1.0, max_length_offset=3)
-    xla = Decoder(seq2seq, xla="on", compact_rows=16).translate(sources, options)
-    assert compacted == [4]
-    graph = Decoder(seq2seq).translate(sources, options)
-    for xla_nbest, graph_nbest in zip(xla, graph, strict=True):
-        assert [h.ids for h in xla_nbest] == [h.ids for h in graph_nbest]
-        assert [h.score for h in xla_nbest] == pytest.approx(
-            [h.score for h in graph_nbest], rel=1e-4
-        )
-
-
-def test_xla_shapes_ignore_a_requests_max_length_and_pad_the_batch(
-    xla_decoder: Decoder, tiny_config: ModelConfig
-) -> None:
-    sources = random_sources([2, 6, 12], tiny_config.vocab_size, seed=6)
-    shapes = {xla_decoder.shape_of(sources, DecodeOptions(max_length=n)) for n in (3, 9, 50)}
-    [shape] = shapes  # one compiled loop for every cap: the cap is a per-row limit
-    assert (shape.batch, shape.source_len) == (4, 16)
-    for [best] in xla_decoder.translate(sources, DecodeOptions(max_length=3)):
-        assert len(best.ids) <= 2  # plus </s>
-
-
-def test_background_xla_serves_a_new_shape_uncompiled_then_compiled(
-    seq2seq: Seq2SeqTransformer, decoder: Decoder, tiny_config: ModelConfig
-) -> None:
-    kinds: list[str] = []
-    background = Decoder(seq2seq, xla="background", on_compile=kinds.append)
-    sources = random_sources([4, 9], tiny_config.vocab_size, seed=8)
-    expected = ids_and_scores(decoder.translate(sources, SHORT))
-    first = ids_and_scores(background.translate(sources, SHORT))  # no wait for XLA
-    background.wait_for_compilations()
-    assert kinds == ["greedy", "greedy"]  # the shape-agnostic graph, then the XLA loop
-    assert background._loops[1].experimental_get_tracing_count() == 1  # it served `first`
-    second = ids_and_scores(background.translate(sources, SHORT))
-    assert background.compilations == 2  # the compiled loop served it: nothing new traced
-    assert background._loops[1].experimental_get_tracing_count() == 1
-    for result in (first, second):
-        assert result[0] == expected[0]
-        assert result[1] == pytest.approx(expected[1], rel=1e-4)
-    background.close()
-
-
 def penalized(hypothesis: Hypothesis, alpha: float) -> float:
     length = len(hypothesis.ids) + 1  # </s> counts
     return hypothesis.score * length / ((5 + length) / 6) ** alpha
-
-
-# Beam tests share one width: each width is its own XLA loop.
 
 
 def test_n_best_returns_num_return_hypotheses_sorted_by_ranking_score(
@@ -440,16 +204,6 @@ def test_decode_options_reject_more_returns_than_beams() -> None:
 def test_decode_options_reject_non_positive_max_length() -> None:
     with pytest.raises(ValueError, match="max_length"):
         DecodeOptions(max_length=0)
-
-
-def test_batch_buckets_are_powers_of_two_and_one_and_a_half_times_them() -> None:
-    buckets = sorted({batch_bucket(n) for n in range(1, 200)})
-    assert buckets == [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256]
-
-
-def test_batch_buckets_hold_the_batch_and_pad_at_most_half_of_it_past_32() -> None:
-    for size in range(1, 2000):
-        assert size <= batch_bucket(size) <= max(32, 1.5 * size)
 
 
 def test_attention_maps_are_layer_head_query_key_distributions(

@@ -8,7 +8,6 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
 
 from model.layers import (
@@ -88,29 +87,6 @@ def test_attention_scales_scores_by_the_head_size_not_the_model_width() -> None:
     np.testing.assert_allclose(layer(query, value)[1], expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("count", [1, 3])  # one row adds the biases after the split
-@pytest.mark.parametrize("keys_and_values", [True, False])
-def test_a_step_projects_queries_keys_and_values_with_one_product(
-    keys_and_values: bool, count: int
-) -> None:
-    keras.utils.set_random_seed(2)
-    layer = MultiHeadAttention(num_heads=HEADS, key_dim=4)
-    layer.build((None, None, D_MODEL), (None, None, D_MODEL))
-    for dense in (layer.query_dense, layer.key_dense, layer.value_dense):
-        dense.bias.assign(normal(*dense.bias.shape, seed=7))  # biases start at zero
-    kernels = layer.step_kernels(keys_and_values=keys_and_values)
-    parts = 3 if keys_and_values else 1
-    assert tuple(kernels.projection.shape) == (D_MODEL, parts * HEADS * 4)
-    rows = normal(count, D_MODEL, seed=8)
-    projected = layer.step_project(rows, kernels)
-    expected = [layer.query_dense(rows[:, None])[:, 0] / math.sqrt(4)]
-    if keys_and_values:
-        expected += [dense(rows[:, None])[:, 0] for dense in (layer.key_dense, layer.value_dense)]
-    assert len(projected) == len(expected)
-    for ours, theirs in zip(projected, expected, strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-
-
 def test_sinusoid_table_alternates_sine_and_cosine() -> None:
     table = sinusoid_table(10, 6)
     assert table.shape == (10, 6)
@@ -143,9 +119,6 @@ def test_tied_output_projection_scores_every_vocabulary_entry() -> None:
     table = ops.convert_to_numpy(layer.token_embedding.embeddings)
     np.testing.assert_allclose(logits, hidden @ table.T, rtol=1e-5, atol=1e-5)
     assert logits.dtype == "float32"
-    step_logits = layer.step_logits(hidden[:, 0])  # one position per row
-    np.testing.assert_allclose(step_logits, logits[:, 0], rtol=1e-5, atol=1e-5)
-    assert step_logits.dtype == "float32"
 
 
 def test_feed_forward_dropout_is_off_at_inference_and_on_in_training() -> None:
@@ -168,7 +141,7 @@ def test_encoder_block_gives_padding_no_attention() -> None:
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
 def test_decoder_block_step_matches_the_teacher_forced_pass(policy: str) -> None:
-    # mixed_float16 is what a GPU serves with: the step's 2-D kernels are cast to float16.
+    # mixed_float16 is what a GPU serves with: the step runs in float16.
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(4)
@@ -185,12 +158,10 @@ def test_decoder_block_step_matches_the_teacher_forced_pass(policy: str) -> None
             ),  # values: (batch, heads, len, key_dim)
         )
         cross = block.cross_attention.cache_key_value(ops.cast(memory, dtype))
-        kernels = block.step_kernels()
-        assert all(k.dtype == dtype for pair in kernels for k in pair)
         tolerance = 1e-5 if policy == "float32" else 1e-2
         for index in range(5):
             step_input = ops.cast(x[:, index : index + 1], dtype)
-            output, cache, _, _ = block.step(step_input, index, cache, cross, memory_mask, kernels)
+            output, cache, _, _ = block.step(step_input, index, cache, cross, memory_mask)
             assert output.dtype == dtype
             np.testing.assert_allclose(
                 ops.convert_to_numpy(ops.cast(output[0, 0], "float32")),
@@ -243,45 +214,3 @@ def test_layer_is_registered_for_keras_serialization(
     serialized = keras.saving.serialize_keras_object(cls(**kwargs))
     assert serialized["registered_name"] == f"nlp>{cls.__name__}"
     assert type(keras.saving.deserialize_keras_object(serialized)) is cls
-
-
-@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
-def test_the_feed_forward_step_adds_the_residual_to_the_layers_output(policy: str) -> None:
-    keras.mixed_precision.set_dtype_policy(policy)
-    try:
-        keras.utils.set_random_seed(3)
-        ffn = FeedForward(d_model=D_MODEL, d_ff=16, dropout=0.0)
-        ffn.build((None, D_MODEL))
-        for weight in (ffn.hidden.bias, ffn.project.bias):
-            weight.assign(normal(*weight.shape, seed=4))  # biases start at zero
-        x, residual = (ops.cast(normal(3, D_MODEL, seed=s), ffn.compute_dtype) for s in (5, 6))
-        step = ffn.step(x, residual, ffn.step_kernels())
-        assert step.dtype == ffn.compute_dtype
-        tolerance = 1e-5 if policy == "float32" else 1e-2
-        np.testing.assert_allclose(
-            ops.cast(step, "float32"),
-            ops.cast(residual + ffn(x), "float32"),
-            rtol=tolerance,
-            atol=tolerance,
-        )
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
-
-
-def test_a_one_row_feed_forward_step_keeps_its_products_apart_from_the_biases() -> None:
-    # XLA's CPU backend fuses a one-row product with the add of a bias (a kOutput fusion)
-    # and runs it on one thread; the step adds the biases elsewhere, for the same result.
-    keras.utils.set_random_seed(3)
-    ffn = FeedForward(d_model=D_MODEL, d_ff=16, dropout=0.0)
-    ffn.build((None, D_MODEL))
-    for weight in (ffn.hidden.bias, ffn.project.bias):
-        weight.assign(normal(*weight.shape, seed=4))  # biases start at zero
-    kernels = ffn.step_kernels()
-    x, residual = normal(1, D_MODEL, seed=5), normal(1, D_MODEL, seed=6)
-    step = tf.function(lambda x, r: ffn.step(x, r, kernels), jit_compile=True)
-    plain = tf.function(lambda x, r: r + ffn(x), jit_compile=True)
-    np.testing.assert_allclose(step(x, residual), plain(x, residual), rtol=1e-5, atol=1e-6)
-    hlo = step.experimental_get_compiler_ir(x, residual)(stage="optimized_hlo")
-    assert hlo.count(" dot(") == 2 and "kind=kOutput" not in hlo
-    # The layer's own call has that fusion: the check above can see it.
-    assert "kind=kOutput" in plain.experimental_get_compiler_ir(x, residual)(stage="optimized_hlo")
