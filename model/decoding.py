@@ -17,7 +17,10 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from model.decode_options import DecodeOptions, Hypothesis
+# Re-exported: callers of the reference decoder import its options from here too.
+from model.decode_options import MAX_BEAM_SIZE as MAX_BEAM_SIZE
+from model.decode_options import DecodeOptions as DecodeOptions
+from model.decode_options import Hypothesis as Hypothesis
 from model.transformer import Seq2SeqTransformer
 from tokenizers import BOS_ID, EOS_ID, PAD_ID
 
