@@ -24,6 +24,23 @@ from tokenizers import BOS_ID, EOS_ID, PAD_ID
 BOUNDS = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256)
 
 
+def plan_batches(
+    buckets: list[tuple[int, int, np.ndarray]], rng: np.random.Generator, shuffle: bool
+) -> list[tuple[int, int, np.ndarray]]:
+    """(bound, size, member indices) of an epoch's batches from (bound, size, members)
+    buckets: in training (`shuffle`) each bucket reshuffled, its incomplete last batch left
+    out (one shape per bound) and the batches in random order; else every example, in order.
+    """
+    batches = []
+    for bound, size, members in buckets:
+        order = rng.permutation(members) if shuffle else members
+        stop = len(order) - len(order) % size if shuffle else len(order)
+        batches += [(bound, size, order[i : i + size]) for i in range(0, stop, size)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 class Ragged:
     """Variable-length int32 sequences in one flat array, appended in chunks."""
 
@@ -140,14 +157,7 @@ class TranslationBatches(keras.utils.PyDataset):
         return int(self.targets.lengths.sum() + len(self.targets))
 
     def _plan(self) -> None:
-        batches = []
-        for bound, size, members in self.buckets:
-            order = self.rng.permutation(members) if self.shuffle else members
-            stop = len(order) - len(order) % size if self.shuffle else len(order)
-            batches += [(bound, size, order[i : i + size]) for i in range(0, stop, size)]
-        if self.shuffle:
-            batches = [batches[i] for i in self.rng.permutation(len(batches))]
-        self.batches = batches
+        self.batches = plan_batches(self.buckets, self.rng, self.shuffle)
 
     def __len__(self) -> int:
         return len(self.batches)

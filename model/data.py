@@ -1,4 +1,4 @@
-"""Corpus readers and batch pipelines.
+"""Corpus readers and the classifiers' batch pipelines (translation's: model/batches.py).
 
 Readers fail with a DataError that names the file (and line) at fault; pipelines batch by
 length so that padding stays small, and reshuffle every epoch. TensorFlow gets tf.data
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import keras
 import numpy as np
 
-from tokenizers import BOS_ID, EOS_ID, PAD_ID
+from model.batches import plan_batches
+from tokenizers import PAD_ID
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -236,36 +237,6 @@ def _bucketed(
     )
 
 
-def translation_dataset(
-    pairs: Sequence[tuple[list[int], list[int]]],
-    *,
-    batch_tokens: int,
-    shuffle: bool,
-    seed: int,
-    max_length: int,
-) -> tf.data.Dataset:
-    """((source + </s>, <s> + target), target + </s>) batches of about batch_tokens tokens."""
-    import tensorflow as tf
-
-    sources = [np.array([*s, EOS_ID], np.int32) for s, _ in pairs]
-    targets = [np.array([BOS_ID, *t, EOS_ID], np.int32) for _, t in pairs]
-    spec = tf.TensorSpec([None], tf.int32)
-
-    def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        yield from zip(sources, targets, strict=True)
-
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec)).cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-
-    def length(source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-        return tf.maximum(tf.shape(source)[0], tf.shape(target)[0])
-
-    dataset = _bucketed(dataset, length, batch_tokens, max_length + 2, max_batch=1024)
-    dataset = dataset.map(lambda s, t: ((s, t[:, :-1]), t[:, 1:]))
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
 def classification_dataset(
     examples: Sequence[tuple[list[int], int]],
     *,
@@ -327,24 +298,17 @@ class PaddedBatches(keras.utils.PyDataset):
             for i, bound in enumerate(bounds)
             if np.any(slots == i)
         ]
-        self.batches: list[tuple[int, np.ndarray]] = []
+        self.batches: list[tuple[int, int, np.ndarray]] = []
         self._plan()
 
     def _plan(self) -> None:
-        batches = []
-        for bound, size, members in self.buckets:
-            order = self.rng.permutation(members) if self.shuffle else members
-            stop = len(order) - len(order) % size if self.shuffle else len(order)
-            batches += [(bound, order[i : i + size]) for i in range(0, stop, size)]
-        if self.shuffle:
-            batches = [batches[i] for i in self.rng.permutation(len(batches))]
-        self.batches = batches
+        self.batches = plan_batches(self.buckets, self.rng, self.shuffle)
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, index: int) -> Any:
-        bound, members = self.batches[index]
+        bound, _, members = self.batches[index]
         fields = zip(*(self.examples[i] for i in members), strict=True)
         stacked = [_pad(list(f), bound) if np.ndim(f[0]) else np.array(f) for f in fields]
         return self.to_batch(*stacked)
@@ -359,34 +323,6 @@ def _pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
     for row, sequence in enumerate(sequences):
         out[row, : len(sequence)] = sequence
     return out
-
-
-def padded_translation_batches(
-    pairs: Sequence[tuple[list[int], list[int]]],
-    *,
-    batch_tokens: int,
-    shuffle: bool,
-    seed: int,
-    max_length: int,
-) -> PaddedBatches:
-    """`translation_dataset`'s batches in fixed shapes (source and target padded alike)."""
-    examples = [
-        (
-            np.array([*s, EOS_ID], np.int32),
-            np.array([BOS_ID, *t], np.int32),  # decoder input
-            np.array([*t, EOS_ID], np.int32),  # what it must predict
-        )
-        for s, t in pairs
-    ]
-    return PaddedBatches(
-        examples,
-        length_of=lambda e: max(len(e[0]), len(e[1])),
-        batch_size_for=lambda bound: max(1, batch_tokens // bound),
-        to_batch=lambda source, target_in, target_out: ((source, target_in), target_out),
-        max_length=max_length,
-        shuffle=shuffle,
-        seed=seed,
-    )
 
 
 def padded_classification_batches(

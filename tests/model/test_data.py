@@ -10,7 +10,7 @@ import pytest
 from model import data
 from model.data import DataError
 from tests import synthetic
-from tokenizers import BOS_ID, EOS_ID, PAD_ID
+from tokenizers import PAD_ID
 
 
 def test_parallel_files_with_different_line_counts_name_both_counts_and_paths(
@@ -165,22 +165,6 @@ def test_langid_reads_one_file_per_language(tmp_path: Path) -> None:
     assert data.label_counts([("a", "en"), ("b", "de"), ("c", "en")]) == {"de": 1, "en": 2}
 
 
-def test_translation_batches_shift_the_target_by_one() -> None:
-    pairs = [([5, 6], [7, 8, 9]), ([10], [11])]
-    dataset = data.translation_dataset(pairs, batch_tokens=64, shuffle=False, seed=0, max_length=8)
-    batches = [
-        (s.numpy().tolist(), t_in.numpy().tolist(), t_out.numpy().tolist())
-        for (s, t_in), t_out in dataset
-    ]
-    assert batches == [
-        (
-            [[5, 6, EOS_ID], [10, EOS_ID, PAD_ID]],
-            [[BOS_ID, 7, 8, 9], [BOS_ID, 11, EOS_ID, PAD_ID]],  # </s> in: its output is padding
-            [[7, 8, 9, EOS_ID], [11, EOS_ID, PAD_ID, PAD_ID]],
-        )
-    ]
-
-
 def test_classification_batches_pad_and_keep_every_example() -> None:
     examples = [([4, 5, 6], 1), ([7], 0), ([], 1)]
     dataset = data.classification_dataset(
@@ -192,47 +176,6 @@ def test_classification_batches_pad_and_keep_every_example() -> None:
         for ids, label in zip(batch_ids.numpy(), labels.numpy(), strict=True)
     )
     assert rows == sorted([([4, 5], 1), ([7, PAD_ID], 0), ([PAD_ID, PAD_ID], 1)])
-
-
-def _rows(batches: data.PaddedBatches) -> list[tuple[list[int], ...]]:
-    rows = []
-    for index in range(len(batches)):
-        (source, target_in), target_out = batches[index]
-        rows += zip(source.tolist(), target_in.tolist(), target_out.tolist(), strict=True)
-    return rows
-
-
-def test_padded_translation_batches_have_one_shape_per_bucket_and_shift_targets() -> None:
-    pairs = [([5] * n, [6] * (n + 1)) for n in range(1, 40)]
-    batches = data.padded_translation_batches(
-        pairs, batch_tokens=64, shuffle=False, seed=0, max_length=48
-    )
-    shapes = {batches[i][0][0].shape for i in range(len(batches))}
-    lengths = {length for _, length in shapes}
-    assert lengths <= set(data.FIXED_BUCKETS) | {48}
-    # One batch size per bucket length, whatever the examples in it.
-    assert len(shapes) == len(lengths) + sum(1 for b in batches.buckets if len(b[2]) % b[1])
-    rows = _rows(batches)
-    assert len(rows) == len(pairs)  # evaluation order keeps every example
-    source, target_in, target_out = next(r for r in rows if r[0][:2] == [5, EOS_ID])
-    assert source[:3] == [5, EOS_ID, PAD_ID]
-    assert target_in[:4] == [BOS_ID, 6, 6, PAD_ID]
-    assert target_out[:4] == [6, 6, EOS_ID, PAD_ID]
-
-
-def test_padded_training_batches_are_full_and_reshuffled_every_epoch() -> None:
-    pairs = [([7] * (1 + i % 10), [8] * (1 + i % 12)) for i in range(100)]
-    batches = data.padded_translation_batches(
-        pairs, batch_tokens=80, shuffle=True, seed=3, max_length=16
-    )
-    sizes = {batches[i][0][0].shape: 0 for i in range(len(batches))}
-    assert all(rows == 80 // length for rows, length in sizes)  # incomplete batches dropped
-    before = [batches[i][0][0].tolist() for i in range(len(batches))]
-    count = len(batches)
-    batches.on_epoch_end()
-    after = [batches[i][0][0].tolist() for i in range(len(batches))]
-    assert len(batches) == count  # Keras expects a constant number of steps
-    assert before != after
 
 
 def test_padded_classification_batches_keep_labels_with_their_texts() -> None:
