@@ -83,6 +83,19 @@ def _reading(config: dict[str, Any]) -> str:
     )
 
 
+def _engine_lines(check: dict[str, Any] | None) -> list[str]:
+    if not check:
+        return []
+    bleu = ", ".join(f"{k} {v}" for k, v in check.get("bleu", {}).items())
+    return [
+        f"- CTranslate2 export in `{check['folder']}/` ({check['weights_dtype']} weights): "
+        f"{check['identical_greedy']} of {check['sentences']} validation sentences decoded "
+        f"exactly as the Keras model does (greedy, "
+        f"{check.get('checked_weights_dtype', check['weights_dtype'])}); BLEU at beam "
+        f"{check['beam_size']}: {bleu}"
+    ]
+
+
 def model_card(manifest: dict[str, Any], notes: str) -> str:
     task, name, config = manifest["task"], manifest["name"], manifest["model_config"]
     train = manifest["train_config"]
@@ -110,6 +123,7 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
         f"{train['warmup_steps']} steps, batch {train['batch_tokens']} tokens / "
         f"{train['batch_size']} examples, seed {train['seed']}",
         f"- weights stored as {manifest.get('weights_dtype', 'float32')}",
+        *_engine_lines(manifest.get("engine")),
         *([_reading(config)] if task != "translation" else []),
         "",
         "## Scores (measured when trained; held-out test splits never chose anything)",
