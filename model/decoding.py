@@ -212,10 +212,12 @@ def _searching(max_len: tf.Tensor):  # type: ignore[no-untyped-def]
 
 
 def _constrain(log_probs: tf.Tensor, at_limit: tf.Tensor) -> tf.Tensor:
-    """Never emit <pad> or <s>; rows at their length limit may only emit </s>."""
+    """Never emit <pad> or <s>, renormalizing over the other tokens (as CTranslate2 does:
+    the engine's scores must equal these); rows at their length limit may only emit </s>."""
     vocab = tf.shape(log_probs)[-1]
     never = tf.one_hot([PAD_ID, BOS_ID], vocab, on_value=_NEG_INF, off_value=0.0)
     log_probs = log_probs + tf.reduce_sum(never, axis=0)[None, :]
+    log_probs = log_probs - tf.reduce_logsumexp(log_probs, axis=-1, keepdims=True)
     # A forced </s> keeps its log-probability: scores and beam ranking count it.
     eos_only = tf.one_hot(EOS_ID, vocab, on_value=0.0, off_value=_NEG_INF)
     return tf.where(at_limit[:, None], log_probs + eos_only[None, :], log_probs)

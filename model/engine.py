@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model.layers import sinusoid_table
-from tokenizers import SubwordTokenizer
+from tokenizers import BOS_ID, PAD_ID, SubwordTokenizer
 
 if TYPE_CHECKING:
     from model.decode_options import DecodeOptions, Hypothesis
@@ -229,8 +229,11 @@ class Engine:
             num_hypotheses=options.num_return,
             length_penalty=options.length_penalty,
             max_decoding_length=max(limits) + 1,  # room for </s> after the longest
+            min_decoding_length=0,  # </s> may come first, as in the Keras decoder
             return_scores=True,
             max_batch_size=0,
+            # As the Keras decoder: never <pad> or <s> (an undertrained model may favour them).
+            suppress_sequences=[[self.vocabulary[PAD_ID]], [self.vocabulary[BOS_ID]]],
         )
         nbest = []
         for result, limit in zip(results, limits, strict=True):

@@ -10,7 +10,7 @@ from model import artifacts
 
 SHIPPED = Path(__file__).resolve().parents[1] / "artifacts"
 VERSIONS = sorted(p for p in SHIPPED.glob("*/*/*") if p.is_dir() and p.name.isdigit())
-BUDGET_BYTES = 60 * 1024 * 1024
+BUDGET_BYTES = 100 * 1000 * 1000  # the release limit on everything under artifacts/
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda p: str(p.relative_to(SHIPPED)))

@@ -52,11 +52,12 @@ def naive_greedy(
     src = tf.constant([[*source, EOS_ID]], dtype=tf.int32)
     prefix, total = [BOS_ID], 0.0
     for step in range(limit):
-        logits = full_pass(model)(src, tf.constant([prefix], dtype=tf.int32))[0, -1]
-        log_probs = ops.convert_to_numpy(ops.log_softmax(logits))
-        allowed = log_probs.copy()
-        allowed[[PAD_ID, BOS_ID]] = -np.inf
-        token = EOS_ID if step == limit - 1 else int(np.argmax(allowed))
+        logits = ops.convert_to_numpy(
+            full_pass(model)(src, tf.constant([prefix], dtype=tf.int32))[0, -1]
+        ).astype("float64")
+        logits[[PAD_ID, BOS_ID]] = -np.inf  # never emitted: a distribution over the rest
+        log_probs = logits - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
+        token = EOS_ID if step == limit - 1 else int(np.argmax(log_probs))
         total += float(log_probs[token])
         prefix.append(token)
         if token == EOS_ID:
