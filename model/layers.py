@@ -174,7 +174,13 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def logits(self, hidden: Any) -> Any:
         """Tied output projection: (batch, len, d_model) -> (batch, len, vocab) in float32."""
         matrix = ops.cast(self.token_embedding.embeddings, hidden.dtype)
-        return ops.cast(ops.einsum("bld,vd->blv", hidden, matrix), "float32")
+        # One 2-D product over all positions: a (batch, len, d) x (d, vocab) product
+        # broadcast over the batch has a gradient of (batch, d, vocab) before its sum,
+        # gigabytes at a 12,000-piece vocabulary.
+        batch, length = ops.shape(hidden)[0], ops.shape(hidden)[1]
+        flat = ops.reshape(hidden, (-1, self.d_model))
+        logits = ops.matmul(flat, ops.transpose(matrix))
+        return ops.cast(ops.reshape(logits, (batch, length, self.vocab_size)), "float32")
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

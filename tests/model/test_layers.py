@@ -214,3 +214,34 @@ def test_layer_is_registered_for_keras_serialization(
     serialized = keras.saving.serialize_keras_object(cls(**kwargs))
     assert serialized["registered_name"] == f"nlp>{cls.__name__}"
     assert type(keras.saving.deserialize_keras_object(serialized)) is cls
+
+
+def test_tied_projection_gradient_holds_no_per_row_copy_of_the_vocabulary_matrix() -> None:
+    """The output projection's gradient is one (d_model, vocab) product over all positions:
+    a product broadcast over the batch would build (batch, d_model, vocab) first."""
+    import tensorflow as tf
+
+    batch, length, vocab = 5, 3, 11
+    layer = TokenAndPositionEmbedding(vocab_size=vocab, d_model=D_MODEL, max_length=8, dropout=0)
+    layer.build((batch, length))
+    hidden = tf.constant(normal(batch, length, D_MODEL))
+
+    @tf.function
+    def step(hidden: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer.logits(hidden) ** 2)
+        return tape.gradient(loss, layer.token_embedding.embeddings)
+
+    graph = step.get_concrete_function(hidden).graph
+    shapes = {
+        tuple(output.shape.as_list())
+        for op in graph.get_operations()
+        for output in op.outputs
+        if output.shape.rank is not None
+    }
+    assert (vocab, D_MODEL) in shapes  # the gradient itself
+    assert not {s for s in shapes if len(s) == 3 and s[0] == batch and vocab in s[1:]} - {
+        (batch, length, vocab)
+    }
+    expected = np.einsum("bld,blv->vd", hidden.numpy(), 2 * np.asarray(layer.logits(hidden)))
+    np.testing.assert_allclose(step(hidden).numpy(), expected, rtol=1e-4, atol=1e-4)
