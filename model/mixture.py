@@ -10,6 +10,8 @@ A recipe is a small TOML file (see `recipes/`), one `[[corpus]]` table per corpu
     holdout_by = "en"                         # grouped by this side (never in both splits)
     weight = 1.0                              # upsampling: 2.5 = every pair 2 or 3 times
     typed_variant = true                      # also score lowercased, unpunctuated input
+    license = "CC-BY 2.0"                     # recorded in the model card, with ...
+    attribution = "Tatoeba (tatoeba.org)"     # ... the credit the license asks for
 
     [[corpus]]
     name = "news"
@@ -68,6 +70,8 @@ class CorpusSpec:
     holdout: int = 0  # else: this many source sentences carved out of train
     holdout_by: str | None = None
     typed_variant: bool = False
+    license: str = ""
+    attribution: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CorpusSpec:
@@ -339,6 +343,9 @@ def _build(
             "typed_copies": len(extra),
             "in_mixture": len(weighted) + len(extra),
             "validation": len(validation.get(spec.name, [])),
+            "files": list(spec.train),
+            **({"license": spec.license} if spec.license else {}),
+            **({"attribution": spec.attribution} if spec.attribution else {}),
         }
         log.info(
             "%s: %d read, %d kept, dropped %s; weight %g -> %d in the mixture; %d validation",

@@ -96,6 +96,27 @@ def _engine_lines(check: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _data_lines(sources: dict[str, Any]) -> list[str]:
+    """The corpora of a mixture with their counts, licenses and credits; else the sources."""
+    corpora = sources.get("corpora")
+    if not corpora:
+        return [f"- sources: `{json.dumps(sources, sort_keys=True)}`"]
+    lines = [
+        f"- mixture `{sources.get('recipe', '')}`; per corpus: pairs kept after cleaning, "
+        "upsampling weight, validation split, license and credit",
+        "",
+        "| corpus | files | kept | weight | validation | license | credit |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in corpora.items():
+        files = ", ".join(f"`{f}`" for f in row.get("files", []))
+        lines.append(
+            f"| {name} | {files} | {row['kept']:,} | {row['weight']:g} | {row['validation']:,} "
+            f"| {row.get('license', '')} | {row.get('attribution', '')} |"
+        )
+    return [*lines, ""]
+
+
 def model_card(manifest: dict[str, Any], notes: str) -> str:
     task, name, config = manifest["task"], manifest["name"], manifest["model_config"]
     train = manifest["train_config"]
@@ -108,7 +129,7 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
         "The version number and the sha256 of every file are in `manifest.json` beside this card.",
         "",
         "## Data",
-        f"- sources: `{json.dumps(manifest.get('data', {}), sort_keys=True)}`",
+        *_data_lines(manifest.get("data", {})),
         f"- SentencePiece {train['tokenizer_model_type']} vocabulary of "
         f"{config['vocab_size']} pieces, trained on the training split only",
         f"- text normalizer: `{config['normalizer']}`",

@@ -53,6 +53,8 @@ holdout = 5
 holdout_by = "en"
 weight = 1.0
 typed_variant = true
+license = "CC-BY 2.0"
+attribution = "Tatoeba (tatoeba.org)"
 
 [[corpus]]
 name = "news"
@@ -145,3 +147,12 @@ def test_missing_files_and_columns_name_the_problem(data_dir: Path) -> None:
     spec = mixture.CorpusSpec.from_dict({"name": "n", "train": "missing"})
     with pytest.raises(DataError, match=r"missing\.en"):
         mixture.read_corpus_file(data_dir / "missing", spec, "en", "de")
+
+
+def test_licenses_and_credits_travel_with_each_corpus(data_dir: Path) -> None:
+    specs, _ = mixture.read_recipe(_recipe(data_dir, RECIPE))
+    report = mixture.build(specs, data_dir, "en", "de").report
+    assert report["tatoeba"]["license"] == "CC-BY 2.0"
+    assert report["tatoeba"]["attribution"] == "Tatoeba (tatoeba.org)"
+    assert report["tatoeba"]["files"] == ["tatoeba.tsv.gz"]
+    assert "license" not in report["news"]  # none given, none invented

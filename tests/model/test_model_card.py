@@ -30,3 +30,29 @@ def test_the_card_of_a_mixture_lists_each_split_and_the_reading() -> None:
     assert "| validation:sst2 | ece_uncalibrated | 0.08 |" in card
     assert "| calibration | temperature | 1.7 |" in card
     assert "IMDB movie reviews" in card  # the mixture's own known limits
+
+
+def test_the_card_of_a_translation_mixture_credits_each_corpus() -> None:
+    config = ModelConfig(task="translation", vocab_size=100)
+    corpora = {
+        "tatoeba": {"files": ["general/tatoeba.en-de.tsv.gz"], "kept": 166070, "weight": 1.0,
+                    "validation": 3000, "license": "CC-BY 2.0",
+                    "attribution": "Tatoeba (tatoeba.org), via manythings.org/anki"},
+        "newstest": {"files": ["general/newstest2008"], "kept": 13042, "weight": 3.0,
+                     "validation": 3000},
+    }  # fmt: skip
+    manifest = {
+        "task": "translation",
+        "name": "en-de",
+        "model_config": config.to_dict(),
+        "train_config": TrainConfig().to_dict(),
+        "parameters": 1000,
+        "data": {"recipe": "recipes/translation-general.toml", "corpora": corpora},
+        "metrics": {"validation:tatoeba": {"bleu": 30.0}},
+    }
+    card = model_card(manifest, "")
+    assert (
+        "| tatoeba | `general/tatoeba.en-de.tsv.gz` | 166,070 | 1 | 3,000 | CC-BY 2.0 "
+        "| Tatoeba (tatoeba.org), via manythings.org/anki |" in card
+    )
+    assert "| newstest | `general/newstest2008` | 13,042 | 3 | 3,000 |  |  |" in card
