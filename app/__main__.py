@@ -10,6 +10,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from app.memory import limit_malloc_arenas
 from app.server import DrainingServer
 
 
@@ -26,6 +27,7 @@ def main(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    limit_malloc_arenas(settings.malloc_arena_max)  # before the models start their threads
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -34,6 +36,7 @@ def main(
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     DrainingServer(config, app, drain_seconds).run()
 

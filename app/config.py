@@ -113,6 +113,20 @@ class Settings(BaseSettings):
         "", description="preselected target; empty: the first the source can go to"
     )
 
+    keep_alive_seconds: int = Field(
+        75,
+        ge=1,
+        description="idle keep-alive connections close after this; longer than a client's or "
+        "load balancer's own idle timeout, so that they close first and never reuse a "
+        "connection the service is closing",
+    )
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        description="glibc malloc arenas (0: glibc's default of 8 per core); few arenas keep "
+        "the memory of many request threads from growing apart",
+    )
+
     log_level: str = "INFO"
 
     @field_validator("log_level")
