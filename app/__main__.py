@@ -10,7 +10,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
-from app.memory import limit_malloc_arenas
+from app.memory import PeriodicTrim, limit_malloc_arenas
 from app.server import DrainingServer
 
 
@@ -38,7 +38,11 @@ def main(
         timeout_graceful_shutdown=graceful_seconds,
         timeout_keep_alive=settings.keep_alive_seconds,
     )
-    DrainingServer(config, app, drain_seconds).run()
+    trim = PeriodicTrim(settings.malloc_trim_seconds).start()
+    try:
+        DrainingServer(config, app, drain_seconds).run()
+    finally:
+        trim.stop()
 
 
 if __name__ == "__main__":

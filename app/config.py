@@ -126,6 +126,9 @@ class Settings(BaseSettings):
         description="glibc malloc arenas (0: glibc's default of 8 per core); few arenas keep "
         "the memory of many request threads from growing apart",
     )
+    malloc_trim_seconds: float = Field(
+        60.0, ge=0, description="hand free heap pages back to the kernel this often; 0: never"
+    )
 
     log_level: str = "INFO"
 

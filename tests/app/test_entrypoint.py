@@ -22,6 +22,7 @@ def test_keep_alive_and_arena_cap_come_from_settings(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setenv("KEEP_ALIVE_SECONDS", "90")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "3")
+    monkeypatch.setenv("MALLOC_TRIM_SECONDS", "0")
     monkeypatch.setattr(entrypoint, "DrainingServer", Server)
     monkeypatch.setattr(entrypoint, "create_app", lambda settings: FastAPI())
     monkeypatch.setattr(entrypoint, "limit_malloc_arenas", lambda n: seen.setdefault("arenas", n))

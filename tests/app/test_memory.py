@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,18 @@ def test_the_cap_keeps_threads_in_few_arenas(tmp_path: Path) -> None:
     default_applied, uncapped = _arenas(0, tmp_path)
     assert default_applied == "False"  # 0 leaves glibc's default
     assert uncapped > 2  # without the cap the same threads spread over more arenas
+
+
+def test_periodic_trim_runs_until_stopped() -> None:
+    from app.memory import PeriodicTrim
+
+    trim = PeriodicTrim(0.01).start()
+    deadline = time.monotonic() + 10
+    while trim.trims < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    trim.stop()
+    assert trim.trims >= 3
+    stopped_at = trim.trims
+    time.sleep(0.05)
+    assert trim.trims == stopped_at  # the thread is gone
+    assert PeriodicTrim(0).start().trims == 0  # 0: never
