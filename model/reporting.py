@@ -18,28 +18,35 @@ log = logging.getLogger(__name__)
 
 
 class TokensPerSecond(keras.callbacks.Callback):
-    """Replaces the `tokens` count metric by throughput in the progress bar and history."""
+    """Replaces the `tokens` count metric by throughput in the progress bar and history.
+
+    The epoch's figure is the training batches' own count over the training time: at the
+    epoch's end the `tokens` entry Keras hands over may be the validation pass's count, and
+    the epoch's time includes that pass."""
 
     def __init__(self) -> None:
         super().__init__()
         self._start = time.perf_counter()
+        self._tokens, self._seconds = 0.0, 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
-
-    def _convert(self, logs: dict[str, Any] | None) -> None:
-        if logs and "tokens" in logs:
-            elapsed = max(time.perf_counter() - self._start, 1e-6)
-            logs["tokens_per_sec"] = float(logs.pop("tokens")) / elapsed
+        self._tokens, self._seconds = 0.0, 0.0
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._convert(logs)
+        if logs and "tokens" in logs:
+            self._seconds = max(time.perf_counter() - self._start, 1e-6)
+            self._tokens = float(logs.pop("tokens"))
+            logs["tokens_per_sec"] = self._tokens / self._seconds
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if logs is not None:
-            logs.pop("val_tokens", None)
-            logs["epoch_seconds"] = time.perf_counter() - self._start
-        self._convert(logs)
+        if logs is None:
+            return
+        logs.pop("val_tokens", None)
+        logs.pop("tokens", None)
+        logs["epoch_seconds"] = time.perf_counter() - self._start
+        if self._seconds:
+            logs["tokens_per_sec"] = self._tokens / self._seconds
 
 
 class ProgressLog(keras.callbacks.Callback):
