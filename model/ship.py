@@ -96,6 +96,19 @@ def _engine_lines(check: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _limits(manifest: dict[str, Any]) -> str:
+    task, name = manifest["task"], manifest["name"]
+    corpora = manifest.get("data", {}).get("corpora")
+    if task == "translation" and corpora:
+        return (
+            f"Trained on a mixture of {', '.join(corpora)} (above). Each sentence is translated "
+            "on its own (the service splits a text into sentences), so nothing carries across "
+            "sentences: pronouns, terms, formality. Long, technical, informal or social-media "
+            "text, rare names and sentences longer than the training length are weak spots."
+        )
+    return LIMITS.get(f"{task}/{name}", LIMITS.get(task, ""))
+
+
 def _data_lines(sources: dict[str, Any]) -> list[str]:
     """The corpora of a mixture with their counts, licenses and credits; else the sources."""
     corpora = sources.get("corpora")
@@ -152,7 +165,7 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
     ]
     if signature:
         lines += ["", f"sacreBLEU signature: `{signature}`"]
-    lines += ["", "## Known limits", LIMITS.get(f"{task}/{name}", LIMITS.get(task, ""))]
+    lines += ["", "## Known limits", _limits(manifest)]
     if notes:
         lines += ["", "## Notes", notes]
     return "\n".join(lines) + "\n"

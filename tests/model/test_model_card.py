@@ -56,3 +56,5 @@ def test_the_card_of_a_translation_mixture_credits_each_corpus() -> None:
         "| Tatoeba (tatoeba.org), via manythings.org/anki |" in card
     )
     assert "| newstest | `general/newstest2008` | 13,042 | 3 | 3,000 |  |  |" in card
+    assert "a mixture of tatoeba, newstest" in card
+    assert "image captions" not in card  # the limits of the caption-only models do not apply
