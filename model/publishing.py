@@ -9,6 +9,7 @@ artifact like any other.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import keras
 import numpy as np
 
 from model import artifacts
@@ -46,6 +48,7 @@ def publish_fitted(
     """
     from model.predictor import LoadedArtifact
 
+    fitted = _in_float32(fitted)
     train_config = fitted.train_config
     if beam_size is not None:
         train_config = train_config.replace(beam_size=beam_size)
@@ -175,6 +178,17 @@ def save_fitted(fitted: Fitted, corpus: Corpus, folder: Path) -> Path:
     }
     (folder / FITTED_RECORD).write_text(json.dumps(record, ensure_ascii=False) + "\n")
     return folder
+
+
+def _in_float32(fitted: Fitted) -> Fitted:
+    """Mixed precision is for training: what is published, checked and scored computes in
+    float32 (a bfloat16 reference would differ from the float32 export it is checked on)."""
+    if keras.mixed_precision.global_policy().name == "float32":
+        return fitted
+    keras.mixed_precision.set_global_policy("float32")
+    model = build_model(fitted.model_config)
+    model.set_weights(fitted.model.get_weights())
+    return dataclasses.replace(fitted, model=model)
 
 
 def _save_inference_weights(fitted: Fitted, path: Path) -> None:

@@ -97,3 +97,24 @@ def test_publish_cli_names_a_folder_that_is_not_a_fitted_model(tmp_path: Path) -
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"error: {tmp_path}: no fitted.json; not a saved fitted model" in result.stderr
+
+
+def test_a_model_trained_in_mixed_precision_publishes_checked_in_float32(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    import keras
+
+    pairs = data.read_parallel(corpus_dir / "train.en.gz", corpus_dir / "train.de.gz")[:120]
+    val = data.read_parallel(corpus_dir / "val.en.gz", corpus_dir / "val.de.gz")[:20]
+    model_config, train_config = tiny_configs("translation", epochs=1, vocab_size=100)
+    corpus = Corpus("en-de", pairs, val, {"synthetic": True}, "en", "de")
+    try:
+        fitted = fit(corpus, model_config, train_config.replace(mixed_precision=True),
+                     tmp_path / "work", verbose=0)  # fmt: skip
+        assert fitted.model.dtype_policy.name == "mixed_bfloat16"  # a CPU: bfloat16
+        version = publish_fitted(fitted, corpus, tmp_path / "out")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    engine = json.loads((version / artifacts.MANIFEST).read_text())["engine"]
+    # The float32 export is checked against a float32 reference: every greedy output equal.
+    assert engine["identical_greedy"] == engine["sentences"] == len(val)
