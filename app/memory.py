@@ -5,7 +5,8 @@ and a freed block goes back to the arena it came from: under load the service's 
 batcher, TensorFlow and CTranslate2 threads spread their allocations over many arenas whose
 free space no other thread reuses, and the resident memory climbs for minutes
 (docs/performance.md, the soak). Capping the arenas, and handing the free pages inside
-them back to the kernel now and then (`malloc_trim`), keeps it flat.
+them back to the kernel now and then (`malloc_trim`), cut that growth (figures in
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def limit_malloc_arenas(arenas: int) -> bool:
 
 class PeriodicTrim:
     """A daemon thread that calls glibc's `malloc_trim(0)` every `seconds`: free pages in the
-    middle of every arena go back to the kernel (a few milliseconds a call)."""
+    middle of every arena go back to the kernel."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
