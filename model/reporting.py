@@ -50,8 +50,8 @@ class TokensPerSecond(keras.callbacks.Callback):
 
 
 class ProgressLog(keras.callbacks.Callback):
-    """Every `seconds`, one log line: epoch, step, loss, target tokens/s and when the epoch
-    should end. Keras' own progress bar shows only on a terminal; this goes to the log file.
+    """Every `seconds`, one log line: epoch, step, loss, target tokens/s (when counted) and
+    when the epoch should end. Keras' own progress bar shows only on a terminal; this goes to the log file.
 
     The epoch's share done comes from the step count when Keras knows it, else from the
     target tokens seen against `epoch_tokens` (tf.data pipelines of unknown length).
@@ -86,20 +86,21 @@ class ProgressLog(keras.callbacks.Callback):
         logs = logs or {}
         elapsed = now - self._start
         tokens = float(logs.get("tokens", 0.0))
+        # Classifiers count no tokens: their line has no rate rather than a false zero.
+        rate = f", {tokens / elapsed:.0f} {self.unit}/s" if "tokens" in logs else ""
         steps = (self.params or {}).get("steps")
         done = (
             (batch + 1) / steps if steps else tokens / self.epoch_tokens if self.epoch_tokens else 0
         )
         remaining = f", epoch ends in ~{elapsed * (1 - done) / done / 60:.1f} min" if done else ""
         log.info(
-            "%s %d step %d%s: loss %.4f, %.0f %s/s%s",
+            "%s %d step %d%s: loss %.4f%s%s",
             self.what,
             self._epoch,
             batch + 1,
             f"/{steps}" if steps else "",
             float(logs.get("loss", float("nan"))),
-            tokens / elapsed,
-            self.unit,
+            rate,
             remaining,
         )
 
