@@ -51,7 +51,8 @@ class TokensPerSecond(keras.callbacks.Callback):
 
 class ProgressLog(keras.callbacks.Callback):
     """Every `seconds`, one log line: epoch, step, loss, target tokens/s (when counted) and
-    when the epoch should end. Keras' own progress bar shows only on a terminal; this goes to the log file.
+    when the epoch should end. Keras' own progress bar shows only on a terminal; this goes to
+    the log file.
 
     The epoch's share done comes from the step count when Keras knows it, else from the
     target tokens seen against `epoch_tokens` (tf.data pipelines of unknown length).
