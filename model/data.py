@@ -244,8 +244,10 @@ def classification_dataset(
     shuffle: bool,
     seed: int,
     max_length: int,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
-    """(ids, label) batches of up to batch_size examples of similar length."""
+    """(ids, label) batches of up to batch_size examples of similar length; `repeat` makes
+    the stream endless (epochs of a set number of steps, each reshuffled pass after pass)."""
     import tensorflow as tf
 
     ids = [np.array(i[:max_length] or [PAD_ID], np.int32) for i, _ in examples]
@@ -258,6 +260,8 @@ def classification_dataset(
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).cache()
     if shuffle:
         dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
     dataset = _bucketed(
         dataset, lambda x, y: tf.shape(x)[0], batch_size * 32, max_length + 1, batch_size
     )

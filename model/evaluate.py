@@ -2,11 +2,14 @@
 
 Translation: --source-file and --reference-file (line-aligned, plain or gzip) give
 sacreBLEU (default cased 13a signature) and chrF. Classifiers: --tsv with a label and a
-text column gives accuracy and F1.
+text column, or --recipe with --split (a corpus of a sentiment recipe, whose validation
+split is carved again as training carved it), gives accuracy, F1 and calibration error;
+--read-pieces and --tail-pieces score another reading of long texts than the artifact's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -44,11 +47,22 @@ def main(
     reference_file: Annotated[Path | None, Opt(help="references, line-aligned")] = None,
     tsv: Annotated[Path | None, Opt(help="classifier test set: label and text columns")] = None,
     data_dir: Annotated[
-        Path | None, Opt(help="langid: folder of <split>.<lang>[.gz] files")
+        Path | None,
+        Opt(help="langid: folder of <split>.<lang>[.gz] files; with --recipe: its data folder"),
     ] = None,
     split: Annotated[
-        str, Opt(help="langid: the split to score with --data-dir")
+        str, Opt(help="langid: the split to score with --data-dir; with --recipe: a corpus")
     ] = "test_2016_flickr",
+    recipe: Annotated[
+        Path | None, Opt(help="sentiment: score the validation split of a recipe's corpus")
+    ] = None,
+    seed: Annotated[int, Opt(help="with --recipe: the seed training carved with")] = 1234,
+    read_pieces: Annotated[
+        int | None, Opt(help="classifiers: pieces read per text instead of the artifact's")
+    ] = None,
+    tail_pieces: Annotated[
+        int | None, Opt(help="classifiers: of those, taken from a long text's end")
+    ] = None,
     beam_size: Annotated[int, Opt(help="1 = greedy")] = 1,
     length_penalty: Annotated[float, Opt()] = 0.6,
     batch_size: Annotated[int, Opt()] = 64,
@@ -82,8 +96,21 @@ def main(
         )
         result.update(scores)
     else:
+        if read_pieces is not None or tail_pieces is not None:
+            config = loaded.config.replace(
+                read_pieces=loaded.config.read_pieces if read_pieces is None else read_pieces,
+                tail_pieces=loaded.config.tail_pieces if tail_pieces is None else tail_pieces,
+            )
+            loaded = dataclasses.replace(loaded, config=config)
+            result["read"] = {
+                "read_pieces": loaded.config.read_limit,
+                "tail_pieces": loaded.config.tail_pieces,
+            }
         classifier = Classifier(loaded)
-        if loaded.config.task == "langid" and data_dir is not None:
+        if recipe is not None:
+            examples = _recipe_split(recipe, data_dir or recipe.parent, split, seed)[:limit]
+            result["split"] = split
+        elif loaded.config.task == "langid" and data_dir is not None:
             examples = data.read_langid(data_dir, classifier.labels, split)[:limit]
         elif tsv is not None:
             examples = data.read_classification(tsv)[:limit]
@@ -97,6 +124,22 @@ def main(
         result.update(evaluate_classifier(classifier, examples, batch_size))
     result["seconds"] = round(time.perf_counter() - started, 2)
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def _recipe_split(recipe: Path, data_dir: Path, split: str, seed: int) -> list[tuple[str, str]]:
+    """The validation split of one corpus of a classification recipe, as training built it
+    (the same carving by `seed`; texts as read, the classifier normalizes them)."""
+    from model import data, mixture
+    from tokenizers import normalize
+
+    specs, settings = mixture.read_recipe(recipe)
+    norm = settings.get("normalizer", "review")
+    mixed = mixture.build_classification(
+        specs, data_dir, seed=seed, key=lambda text: normalize(text, norm)
+    )
+    if split not in mixed.validation:
+        raise data.DataError(f"{recipe}: no corpus {split!r}; it has {sorted(mixed.validation)}")
+    return list(mixed.validation[split])
 
 
 if __name__ == "__main__":

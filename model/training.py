@@ -425,7 +425,14 @@ def _classification_data(
         ]
 
     make = dict(batch_size=config.batch_size, seed=config.seed, max_length=limit)
-    batches = data.classification_dataset if on_tensorflow() else data.padded_classification_batches
-    return batches(encode(train_set), shuffle=True, **make), batches(
-        encode(val_set), shuffle=False, **make
+    if not on_tensorflow():  # a PyDataset: Keras draws epochs of `epoch_steps` from it
+        batches = data.padded_classification_batches
+        return batches(encode(train_set), shuffle=True, **make), batches(
+            encode(val_set), shuffle=False, **make
+        )
+    # Epochs of `epoch_steps` updates read an endless stream, as translation's do: a finite
+    # one would end inside an epoch and Keras would cut the epochs short from then on.
+    fit_data = data.classification_dataset(
+        encode(train_set), shuffle=True, repeat=bool(config.epoch_steps), **make
     )
+    return fit_data, data.classification_dataset(encode(val_set), shuffle=False, **make)

@@ -232,3 +232,12 @@ def test_a_row_broken_by_a_line_break_in_its_text_is_rejoined(tmp_path: Path) ->
     crlf = tmp_path / "crlf.tsv"  # a CR LF file: every row whole
     crlf.write_bytes(b"label\ttext\r\n1\tgood\r\n0\tbad\r\n")
     assert data.read_classification(crlf) == [("good", "1"), ("bad", "0")]
+
+
+def test_classification_stream_repeats_for_epochs_of_set_steps() -> None:
+    examples = [([4, 5], 1), ([7], 0), ([6, 6, 6], 1)]
+    make = dict(batch_size=1, shuffle=True, seed=0, max_length=4)
+    assert len(list(data.classification_dataset(examples, **make))) == 3
+    endless = data.classification_dataset(examples, repeat=True, **make)
+    labels = [int(y.numpy()[0]) for _, y in endless.take(9)]
+    assert len(labels) == 9 and sorted(labels) == [0, 0, 0, 1, 1, 1, 1, 1, 1]

@@ -70,3 +70,31 @@ def test_the_train_and_dev_path_still_publishes_sst2(cli_sentiment_dev_run: Fini
     assert set(manifest["metrics"]["validation"]) >= SCORES
     assert manifest["metrics"]["validation"]["examples"] == 30
     assert manifest["data"]["dev"].endswith("dev.tsv")
+
+
+def test_evaluate_scores_a_recipe_split_as_training_carved_it(
+    cli_sentiment_recipe_run: Finished, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model import evaluate
+
+    version = _version(cli_sentiment_recipe_run, "en")
+    data = cli_sentiment_recipe_run[1] / "data"
+    metrics = json.loads((version / artifacts.METRICS).read_text())
+    common = ["--artifact", version, "--recipe", data / "sentiment-test.toml", "--split", "imdb"]
+
+    def scores(*extra: object) -> dict[str, Any]:
+        with pytest.raises(SystemExit) as exit_:
+            evaluate.app([str(arg) for arg in [*common, *extra]])
+        assert exit_.value.code == 0
+        return json.loads(capsys.readouterr().out)
+
+    same = scores()
+    assert same["split"] == "imdb" and "read" not in same
+    for key in ("examples", "accuracy", "ece"):
+        assert same[key] == metrics["validation:imdb"][key]
+    head = scores("--read-pieces", 8, "--tail-pieces", 0)
+    assert head["read"] == {"read_pieces": 8, "tail_pieces": 0}
+    assert head["examples"] == same["examples"]
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.app([str(arg) for arg in [*common[:-1], "nosuch"]])
+    assert exit_.value.code != 0 and "no corpus 'nosuch'" in capsys.readouterr().err
