@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,17 +47,28 @@ MIN_TAIL_PIECES = 8  # a long text's last window, when shorter than this, is lef
 
 def mask_tokens(
     ids: np.ndarray, rate: float, rng: np.random.Generator, vocab_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, targets) for a padded id batch: targets hold the chosen tokens, PAD elsewhere."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, positions, targets) for a padded id batch. Each row has round(rate * words)
+    of its words chosen (at least one; never padding or EOS), at most ceil(rate * length):
+    `positions` (rows, that most) holds their indices then zeros, `targets` their tokens then
+    PAD, so the model predicts at the chosen positions only."""
     words = (ids != PAD_ID) & (ids != EOS_ID)
-    chosen = words & (rng.random(ids.shape) < rate)
-    targets = np.where(chosen, ids, PAD_ID).astype(np.int32)
+    width = max(1, math.ceil(ids.shape[1] * rate))
+    counts = np.where(words.any(axis=1), np.maximum(1, np.rint(words.sum(axis=1) * rate)), 0)
+    counts = np.minimum(counts.astype(np.int64), width)
+    # A random order of each row's words (non-words last); its first `count` are chosen.
+    order = np.argsort(np.where(words, rng.random(ids.shape), 2.0), axis=1)[:, :width]
+    valid = np.arange(width)[None, :] < counts[:, None]
+    positions = np.where(valid, order, 0).astype(np.int32)
+    targets = np.where(valid, np.take_along_axis(ids, order, axis=1), PAD_ID).astype(np.int32)
+    chosen = np.zeros(ids.shape, bool)
+    np.put_along_axis(chosen, order, valid, axis=1)
     draw = rng.random(ids.shape)
     inputs = np.where(chosen & (draw < 0.8), UNK_ID, ids)
     swapped = chosen & (draw >= 0.8) & (draw < 0.9)
     random_ids = rng.integers(FIRST_WORD_ID, vocab_size, ids.shape)
     inputs = np.where(swapped, random_ids, inputs).astype(np.int32)
-    return inputs, targets
+    return inputs, positions, targets
 
 
 @dataclass
@@ -125,6 +137,11 @@ def encode_windows(texts: Iterable[str], tokenizer: SubwordTokenizer, length: in
     return Windows(pieces, bounds[:, 0], bounds[:, 1], len(seen), digest.hexdigest())
 
 
+def _as_fit_batch(masked: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Any:
+    inputs, positions, targets = masked
+    return (inputs, positions), targets
+
+
 def masked_batches(
     rows: Sequence[tuple[np.ndarray]],
     *,
@@ -140,7 +157,7 @@ def masked_batches(
         [row for row in rows if len(row[0])],
         length_of=lambda row: len(row[0]),
         batch_size_for=lambda bound: batch_size,
-        to_batch=lambda ids: mask_tokens(ids, rate, rng, vocab_size),
+        to_batch=lambda ids: _as_fit_batch(mask_tokens(ids, rate, rng, vocab_size)),
         max_length=max_length,
         shuffle=True,
         seed=seed,

@@ -208,11 +208,19 @@ class TransformerClassifier(_Encoder):
 @keras.saving.register_keras_serializable(package="nlp")
 class MaskedLanguageModel(_Encoder):
     """A classifier's encoder with the tied embedding as output layer: predicts the tokens
-    that masking replaced (pre-training on unlabeled text); call(ids) -> (batch, len, vocab)
-    float32 logits."""
+    that masking replaced (pre-training on unlabeled text). call(ids) -> (batch, len, vocab)
+    float32 logits; call((ids, positions)) -> (batch, predictions, vocab), the logits at
+    `positions` (batch, predictions) only, as BERT does: the output layer and its softmax
+    then cost a seventh of the full sequence's at a 15% masking rate."""
 
-    def call(self, token_ids: Any, training: bool = False) -> Any:
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        token_ids, positions = inputs if isinstance(inputs, tuple | list) else (inputs, None)
         memory, _, _ = self.encode(token_ids, training=training)
+        if positions is not None:
+            shape = ops.shape(memory)
+            rows = ops.reshape(memory, (-1, self.model_config.d_model))
+            offsets = ops.expand_dims(ops.arange(shape[0], dtype="int32") * shape[1], 1)
+            memory = ops.take(rows, ops.cast(positions, "int32") + offsets, axis=0)
         return self.embedding.logits(memory)
 
     def copy_encoder_to(self, model: _Encoder) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,25 +45,46 @@ def _padded_batch(rows: int = 400, length: int = 30, seed: int = 0) -> np.ndarra
 
 def test_masking_chooses_a_share_of_the_words_and_never_padding_or_eos() -> None:
     ids = _padded_batch()
-    inputs, targets = mask_tokens(ids, 0.15, np.random.default_rng(1), VOCAB)
+    inputs, positions, targets = mask_tokens(ids, 0.15, np.random.default_rng(1), VOCAB)
+    assert positions.shape == targets.shape == (len(ids), math.ceil(0.15 * ids.shape[1]))
     words = (ids != PAD_ID) & (ids != EOS_ID)
-    chosen = targets != PAD_ID
+    valid = targets != PAD_ID
+    chosen = np.zeros(ids.shape, bool)
+    for row in range(len(ids)):
+        picked = positions[row][valid[row]]
+        assert len(set(picked.tolist())) == len(picked)  # distinct positions
+        assert len(picked) == max(1, round(0.15 * words[row].sum()))
+        chosen[row, picked] = True
+        np.testing.assert_array_equal(targets[row][valid[row]], ids[row, picked])
+        assert not np.any(positions[row][~valid[row]])  # padded with position 0
     assert not np.any(chosen & ~words)
-    np.testing.assert_array_equal(targets[chosen], ids[chosen])
     assert abs(chosen.sum() / words.sum() - 0.15) < 0.01
     np.testing.assert_array_equal(inputs[~chosen], ids[~chosen])  # the rest is untouched
 
 
 def test_chosen_tokens_are_mostly_masked_some_replaced_some_kept() -> None:
     ids = _padded_batch()
-    inputs, targets = mask_tokens(ids, 0.5, np.random.default_rng(2), VOCAB)
-    chosen = targets != PAD_ID
-    masked = np.mean(inputs[chosen] == UNK_ID)
-    kept = np.mean(inputs[chosen] == ids[chosen])
+    inputs, positions, targets = mask_tokens(ids, 0.5, np.random.default_rng(2), VOCAB)
+    rows = np.arange(len(ids))[:, None]
+    valid = targets != PAD_ID
+    given, original = inputs[rows, positions][valid], ids[rows, positions][valid]
+    masked = np.mean(given == UNK_ID)
+    kept = np.mean(given == original)
     assert 0.77 < masked < 0.83
     assert 0.09 < kept < 0.16  # 10% kept, plus random draws that hit the same id
-    assert np.all(inputs[chosen] >= UNK_ID) and np.all(inputs[chosen] < VOCAB)
-    assert np.all((inputs[chosen] == UNK_ID) | (inputs[chosen] > EOS_ID))
+    assert np.all(given >= UNK_ID) and np.all(given < VOCAB)
+    assert np.all((given == UNK_ID) | (given > EOS_ID))
+
+
+def test_the_masked_model_predicts_at_the_chosen_positions_only() -> None:
+    config = ModelConfig(task="sentiment", vocab_size=VOCAB, d_model=16, num_heads=2, d_ff=32,
+                         encoder_layers=1, labels=("NEGATIVE", "POSITIVE"))  # fmt: skip
+    mlm = MaskedLanguageModel(config)
+    inputs, positions, _ = mask_tokens(_padded_batch(rows=4), 0.15, np.random.default_rng(3), VOCAB)
+    every = np.asarray(mlm(inputs))
+    gathered = np.asarray(mlm((inputs, positions)))
+    assert gathered.shape == (*positions.shape, VOCAB)
+    np.testing.assert_allclose(gathered, every[np.arange(4)[:, None], positions], atol=1e-5)
 
 
 def test_token_dropout_acts_in_training_only_and_spares_padding_and_eos() -> None:
@@ -121,7 +143,8 @@ def test_pretraining_lowers_the_masked_token_loss(tmp_path: Path) -> None:
     model_config, train_config = tiny_configs("sentiment", pretrain_epochs=12, warmup_steps=20)
     model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
     ids = np.array([(tokenizer.encode(t) + [PAD_ID] * 16)[:16] for t in texts], np.int32)
-    inputs, targets = mask_tokens(ids, 0.3, np.random.default_rng(6), tokenizer.vocab_size)
+    masked = mask_tokens(ids, 0.3, np.random.default_rng(6), tokenizer.vocab_size)
+    inputs, targets = masked[:2], masked[2]
     loss = MaskedSequenceLoss()
 
     untrained = MaskedLanguageModel(model_config)
