@@ -11,12 +11,15 @@ batch it is asked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    from model.data import PaddedBatches
 
 # Batch lengths are padded up to one of these bounds: few shapes (one trace or compilation
 # each), and little padding. Compiled backends (JAX) need fixed shapes; TensorFlow too
@@ -182,8 +185,9 @@ class TranslationBatches(keras.utils.PyDataset):
             self._plan()
 
 
-def as_tf_dataset(batches: TranslationBatches, *, repeat: bool) -> Any:
-    """The batches as a tf.data pipeline with their real signature, every dimension free
+def as_tf_dataset(batches: TranslationBatches | PaddedBatches, *, repeat: bool) -> Any:
+    """The batches ((ids, ids), ids): a translation pair, or masked-LM inputs, positions and
+    targets) as a tf.data pipeline with their real signature, every dimension free
     (Keras would infer one from the first batches it peeks at, and refuse another length
     later). With `repeat`, an endless stream that redraws the order after every pass:
     epochs of `steps_per_epoch` updates then draw from the whole corpus in turn."""

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from model.batches import as_tf_dataset
 from model.config import ModelConfig, TrainConfig
 from model.data import PaddedBatches
 from model.objectives import MaskedAccuracy, MaskedSequenceLoss, TokenCount, transformer_optimizer
@@ -164,6 +165,16 @@ def masked_batches(
     )
 
 
+def fit_stream(batches: PaddedBatches) -> tuple[Any, int]:
+    """What `fit` reads, and the steps of one pass. TensorFlow gets a tf.data stream with
+    every dimension free: Keras' own adapter infers the shapes from the first two batches
+    it peeks at and refuses any other window length later. Compiled backends take the
+    fixed-shape batches as they are."""
+    if keras.backend.backend() != "tensorflow":
+        return batches, len(batches)
+    return as_tf_dataset(batches, repeat=True), len(batches)
+
+
 def pretrain_encoder(
     texts: Iterable[str],
     tokenizer: SubwordTokenizer,
@@ -240,8 +251,13 @@ def pretrain_encoder(
         keras.callbacks.BackupAndRestore(str(work / PRETRAIN_BACKUP), delete_checkpoint=False),
         *callbacks,
     ]
+    fit_data, steps = fit_stream(batches)
     history = mlm.fit(
-        batches, epochs=train_config.pretrain_epochs, callbacks=callbacks, verbose=verbose
+        fit_data,
+        epochs=train_config.pretrain_epochs,
+        steps_per_epoch=steps,
+        callbacks=callbacks,
+        verbose=verbose,
     )
     summary = {
         "epochs": settings["epochs"],
