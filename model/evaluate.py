@@ -56,7 +56,9 @@ def main(
     recipe: Annotated[
         Path | None, Opt(help="sentiment: score the validation split of a recipe's corpus")
     ] = None,
-    seed: Annotated[int, Opt(help="with --recipe: the seed training carved with")] = 1234,
+    seed: Annotated[
+        int | None, Opt(help="with --recipe: the carving seed (default: the artifact's own)")
+    ] = None,
     read_pieces: Annotated[
         int | None, Opt(help="classifiers: pieces read per text instead of the artifact's")
     ] = None,
@@ -96,11 +98,18 @@ def main(
         )
         result.update(scores)
     else:
+        if recipe is not None and (tsv is not None or source_file is not None):
+            raise ValueError("give --recipe (with --split) or --tsv, not both")
         if read_pieces is not None or tail_pieces is not None:
-            config = loaded.config.replace(
-                read_pieces=loaded.config.read_pieces if read_pieces is None else read_pieces,
-                tail_pieces=loaded.config.tail_pieces if tail_pieces is None else tail_pieces,
-            )
+            pieces = loaded.config.read_pieces if read_pieces is None else read_pieces
+            tail = loaded.config.tail_pieces if tail_pieces is None else tail_pieces
+            if pieces > loaded.config.max_length or tail >= (pieces or loaded.config.max_length):
+                raise ValueError(
+                    f"--read-pieces {pieces} and --tail-pieces {tail} (the artifact's value "
+                    "where a flag is not given): read at most max_length "
+                    f"{loaded.config.max_length} pieces, and fewer from the end than in all"
+                )
+            config = loaded.config.replace(read_pieces=pieces, tail_pieces=tail)
             loaded = dataclasses.replace(loaded, config=config)
             result["read"] = {
                 "read_pieces": loaded.config.read_limit,
@@ -108,6 +117,8 @@ def main(
             }
         classifier = Classifier(loaded)
         if recipe is not None:
+            if seed is None:  # the split the model was validated on, carved again
+                seed = int(loaded.manifest.get("train_config", {}).get("seed", 1234))
             examples = _recipe_split(recipe, data_dir or recipe.parent, split, seed)[:limit]
             result["split"] = split
         elif loaded.config.task == "langid" and data_dir is not None:
@@ -120,7 +131,8 @@ def main(
         examples = [(text, labels.get(label, label)) for text, label in examples]
         unknown = {label for _, label in examples} - set(classifier.labels)
         if unknown:
-            raise data.DataError(f"{tsv}: labels {sorted(unknown)} unknown to the model")
+            where = f"{recipe} ({split})" if recipe is not None else tsv or data_dir
+            raise data.DataError(f"{where}: labels {sorted(unknown)} unknown to the model")
         result.update(evaluate_classifier(classifier, examples, batch_size))
     result["seconds"] = round(time.perf_counter() - started, 2)
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))

@@ -30,7 +30,7 @@ import numpy as np
 
 from model.batches import as_tf_dataset
 from model.config import ModelConfig, TrainConfig
-from model.data import PaddedBatches
+from model.data import DataError, PaddedBatches
 from model.objectives import MaskedAccuracy, MaskedSequenceLoss, TokenCount, transformer_optimizer
 from model.reporting import ProgressLog
 from model.transformer import MaskedLanguageModel
@@ -170,6 +170,11 @@ def fit_stream(batches: PaddedBatches) -> tuple[Any, int]:
     every dimension free: Keras' own adapter infers the shapes from the first two batches
     it peeks at and refuses any other window length later. Compiled backends take the
     fixed-shape batches as they are."""
+    if not len(batches):  # an endless stream of nothing would never end an epoch
+        raise DataError(
+            "pre-training has too few windows of any one length for a batch; "
+            "give more text or a smaller --batch-size"
+        )
     if keras.backend.backend() != "tensorflow":
         return batches, len(batches)
     return as_tf_dataset(batches, repeat=True), len(batches)

@@ -425,7 +425,7 @@ def _classification_data(
         ]
 
     make = dict(batch_size=config.batch_size, seed=config.seed, max_length=limit)
-    if not on_tensorflow():  # a PyDataset: Keras draws epochs of `epoch_steps` from it
+    if not on_tensorflow():  # fixed-shape batches; an epoch is at most one pass of them
         batches = data.padded_classification_batches
         return batches(encode(train_set), shuffle=True, **make), batches(
             encode(val_set), shuffle=False, **make

@@ -326,6 +326,13 @@ def test_pretraining_reads_windows_of_any_length_whatever_comes_first() -> None:
     assert lengths == [(16, 3), (32, 5), (32, 5)]
 
 
+def test_pretraining_without_one_whole_batch_is_refused_not_endless() -> None:
+    rows = [(np.arange(4, 12, dtype=np.int32),)] * 3  # a bucket of 3, batches of 4
+    batches = masked_batches(rows, rate=0.15, vocab_size=VOCAB, batch_size=4, max_length=32, seed=0)
+    with pytest.raises(data.DataError, match="too few windows"):
+        fit_stream(batches)
+
+
 def tf_specs(stream: Any) -> list[Any]:
     import tensorflow as tf
 

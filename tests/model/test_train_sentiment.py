@@ -95,6 +95,12 @@ def test_evaluate_scores_a_recipe_split_as_training_carved_it(
     head = scores("--read-pieces", 8, "--tail-pieces", 0)
     assert head["read"] == {"read_pieces": 8, "tail_pieces": 0}
     assert head["examples"] == same["examples"]
-    with pytest.raises(SystemExit) as exit_:
-        evaluate.app([str(arg) for arg in [*common[:-1], "nosuch"]])
-    assert exit_.value.code != 0 and "no corpus 'nosuch'" in capsys.readouterr().err
+    refused = {
+        "no corpus 'nosuch'": [*common[:-1], "nosuch"],
+        "the artifact's value where a flag is not given": [*common, "--read-pieces", 16],
+        "not both": [*common, "--tsv", data / "sst2" / "dev.tsv"],
+    }
+    for message, args in refused.items():
+        with pytest.raises(SystemExit) as exit_:
+            evaluate.app([str(arg) for arg in args])
+        assert exit_.value.code != 0 and message in capsys.readouterr().err
