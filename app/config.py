@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     # Models
     artifacts_dir: Path = Field(SHIPPED_ARTIFACTS, description="root of <task>/<name>/<version>/")
     model_versions: str = Field(
-        "", description="pinned versions, e.g. 'translation/en-de=3,sentiment/sst2=1'"
+        "", description="pinned versions, e.g. 'translation/en-de=4,sentiment/en=1'"
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="0 disables polling for versions")
     sentiment_model: str = Field(

@@ -125,7 +125,7 @@ def _data_lines(sources: dict[str, Any]) -> list[str]:
         files = ", ".join(f"`{f}`" for f in row.get("files", []))
         lines.append(
             f"| {name} | {files} | {row['kept']:,} | {row['weight']:g} | {row['validation']:,} "
-            f"| {row.get('license', '')} | {row.get('attribution', '')} |"
+            f"| {row.get('license') or 'not stated by the source'} | {row.get('attribution', '')} |"
         )
     return [*lines, ""]
 
