@@ -1,9 +1,11 @@
 """`python -m model.evaluate`: score an artifact on a test set and print JSON.
 
-Translation: --source-file and --reference-file (line-aligned, plain or gzip) give
-sacreBLEU (default cased 13a signature) and chrF. Classifiers: --tsv with a label and a
-text column, or --recipe with --split (a corpus of a sentiment recipe, whose validation
-split is carved again as training carved it), gives accuracy, F1 and calibration error;
+Translation: --source-file and --reference-file (line-aligned, plain or gzip), or
+--recipe with --split (a corpus of a translation recipe, its validation split carved again
+as training carved it; `tatoeba_typed` is the typed copy), give sacreBLEU (default cased
+13a signature) and chrF, decoded by the Keras reference or, with --engine, by the
+artifact's CTranslate2 export as the service runs it. Classifiers: --tsv with a label and
+a text column, or --recipe with --split, give accuracy, F1 and calibration error;
 --read-pieces and --tail-pieces score another reading of long texts than the artifact's.
 """
 
@@ -11,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,7 +57,7 @@ def main(
         str, Opt(help="langid: the split to score with --data-dir; with --recipe: a corpus")
     ] = "test_2016_flickr",
     recipe: Annotated[
-        Path | None, Opt(help="sentiment: score the validation split of a recipe's corpus")
+        Path | None, Opt(help="score the validation split of a recipe's corpus (--split)")
     ] = None,
     seed: Annotated[
         int | None, Opt(help="with --recipe: the carving seed (default: the artifact's own)")
@@ -65,8 +68,13 @@ def main(
     tail_pieces: Annotated[
         int | None, Opt(help="classifiers: of those, taken from a long text's end")
     ] = None,
+    engine: Annotated[
+        str, Opt(help="translation: keras, ctranslate2 (float32) or ctranslate2-int8")
+    ] = "keras",
     beam_size: Annotated[int, Opt(help="1 = greedy")] = 1,
-    length_penalty: Annotated[float, Opt()] = 0.6,
+    length_penalty: Annotated[
+        float | None, Opt(help="default: the decoder's own (Keras 0.6, CTranslate2 1.0)")
+    ] = None,
     batch_size: Annotated[int, Opt()] = 64,
     limit: Annotated[int | None, Opt(help="score only the first N examples")] = None,
     output: Annotated[Path | None, Opt(help="also write the hypotheses here")] = None,
@@ -82,12 +90,24 @@ def main(
     loaded = load_artifact(path)
     started = time.perf_counter()
     result: dict[str, object] = {"artifact": str(path), "version": loaded.manifest.get("version")}
+    if seed is None:  # a recipe's split as the model was validated on it, carved again
+        seed = int(loaded.manifest.get("train_config", {}).get("seed", 1234))
     if loaded.config.task == "translation":
-        if source_file is None or reference_file is None:
-            raise ValueError("a translation artifact needs --source-file and --reference-file")
-        pairs = data.read_parallel(source_file, reference_file)[:limit]
-        translator = Translator(loaded)
-        options = DecodeOptions(beam_size=beam_size, length_penalty=length_penalty)
+        if recipe is not None and (source_file is not None or reference_file is not None):
+            raise ValueError("give --recipe (with --split) or --source-file, not both")
+        if recipe is not None:
+            pairs = _translation_split(loaded.manifest, recipe, data_dir, split, seed)[:limit]
+            result["split"] = split
+        elif source_file is None or reference_file is None:
+            raise ValueError(
+                "a translation artifact needs --source-file and --reference-file, or --recipe"
+            )
+        else:
+            pairs = data.read_parallel(source_file, reference_file)[:limit]
+        translator = Translator(loaded, decoder=_engine(path, loaded, engine))
+        result["engine"] = translator.engine
+        penalty = translator.length_penalty if length_penalty is None else length_penalty
+        options = DecodeOptions(beam_size=beam_size, length_penalty=penalty)
         scores = evaluate_translation(
             translator,
             [s for s, _ in pairs],
@@ -96,6 +116,7 @@ def main(
             batch_size,
             hypotheses_out=output,
         )
+        translator.close()
         result.update(scores)
     else:
         if recipe is not None and (tsv is not None or source_file is not None):
@@ -116,9 +137,9 @@ def main(
                 "tail_pieces": loaded.config.tail_pieces,
             }
         classifier = Classifier(loaded)
+        if engine != "keras":
+            raise ValueError("--engine applies to translation artifacts")
         if recipe is not None:
-            if seed is None:  # the split the model was validated on, carved again
-                seed = int(loaded.manifest.get("train_config", {}).get("seed", 1234))
             examples = _recipe_split(recipe, data_dir or recipe.parent, split, seed)[:limit]
             result["split"] = split
         elif loaded.config.task == "langid" and data_dir is not None:
@@ -136,6 +157,40 @@ def main(
         result.update(evaluate_classifier(classifier, examples, batch_size))
     result["seconds"] = round(time.perf_counter() - started, 2)
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+ENGINES = {"ctranslate2": "float32", "ctranslate2-int8": "int8"}  # --engine -> compute type
+
+
+def _engine(path: Path, loaded: Any, name: str) -> Any:
+    """The decoder --engine names: None for the Keras reference, else the export's engine."""
+    if name == "keras":
+        return None
+    if name not in ENGINES:
+        raise ValueError(f"--engine {name!r}: one of keras, {', '.join(ENGINES)}")
+    from model import engine
+
+    folder = path / engine.EXPORT_DIR
+    if not folder.is_dir():
+        raise ValueError(f"{path}: no CTranslate2 export ({engine.EXPORT_DIR}/)")
+    threads = 1 if ENGINES[name] == "int8" else os.cpu_count() or 1  # as bench.engines runs them
+    options = engine.EngineOptions(compute_type=ENGINES[name], intra_threads=threads)
+    return engine.Engine(folder, loaded.tokenizer, options)
+
+
+def _translation_split(
+    manifest: dict[str, Any], recipe: Path, data_dir: Path | None, split: str, seed: int
+) -> list[tuple[str, str]]:
+    """The validation split of one corpus of a translation recipe, in the artifact's
+    direction, as training built it (the same carving by `seed`)."""
+    from model import data, mixture
+
+    specs, _ = mixture.read_recipe(recipe)
+    source, target = str(manifest["source_language"]), str(manifest["target_language"])
+    mixed = mixture.build(specs, data_dir or recipe.parent, source, target, seed=seed)
+    if split not in mixed.validation:
+        raise data.DataError(f"{recipe}: no split {split!r}; it has {sorted(mixed.validation)}")
+    return list(mixed.validation[split])
 
 
 def _recipe_split(recipe: Path, data_dir: Path, split: str, seed: int) -> list[tuple[str, str]]:

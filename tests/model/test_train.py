@@ -83,3 +83,43 @@ def test_metrics_report_validation_bleu_chrf_and_signature(cli_version: Path) ->
 
 def test_curves_are_a_png_image(cli_version: Path) -> None:
     assert (cli_version / "curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_evaluate_scores_a_recipe_split_as_the_files_it_names(
+    cli_version: Path, corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model import evaluate
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[[corpus]]\nname = "captions"\ntrain = "train"\nvalidation = "val"\n')
+    by_recipe = ["--recipe", recipe, "--data-dir", corpus_dir, "--split", "captions"]
+    val = corpus_dir / "val"
+    by_files = ["--source-file", f"{val}.en.gz", "--reference-file", f"{val}.de.gz"]
+
+    def run(*args: object) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exit_:
+            evaluate.app([str(arg) for arg in ["--artifact", cli_version, *args]])
+        captured = capsys.readouterr()
+        return int(exit_.value.code or 0), captured.out if exit_.value.code == 0 else captured.err
+
+    def scores(*args: object) -> dict:
+        code, out = run(*args)
+        assert code == 0, out
+        return json.loads(out)
+
+    split = scores(*by_recipe, "--beam-size", 2)
+    files = scores(*by_files, "--beam-size", 2)
+    assert split["split"] == "captions" and split["sentences"] == files["sentences"] == 40
+    assert (split["bleu"], split["chrf"]) == (files["bleu"], files["chrf"])
+    assert split["engine"] == "keras" and split["length_penalty"] == 0.6
+    served = scores(*by_recipe, "--engine", "ctranslate2", "--limit", 10)
+    assert served["engine"] == "ctranslate2/float32" and served["length_penalty"] == 1.0
+    assert served["sentences"] == 10
+    refused = {
+        "no split 'nosuch'": [*by_recipe[:-1], "nosuch"],
+        "not both": [*by_recipe, *by_files],
+        "--engine 'nosuch'": [*by_files, "--engine", "nosuch"],
+    }
+    for message, args in refused.items():
+        code, err = run(*args)
+        assert code != 0 and message in err, err
