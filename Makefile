@@ -58,7 +58,7 @@ release-models:  ## retrain en->de (general mixture), de->en, sentiment (the en 
 	  --data-dir $(DATA_DIR) --source en --target de --preset release --dropout 0.1 \
 	  --attention-dropout 0.0 --vocab-size 12000 --batch-tokens 4096 --warmup-steps 800 \
 	  --learning-rate-scale 1.0 --epochs 9 --epoch-steps 300 --average-checkpoints 3 \
-	  --early-stopping-patience 5 --beam-size 4 --mixed-precision on --jit-compile off \
+	  --early-stopping-patience 5 --beam-size 4 --mixed-precision auto --jit-compile auto \
 	  --out $(RELEASE_OUT)
 	$(BIN)/python -m model.train translation --data-dir $(DATA_DIR)/multi30k --source de \
 	  --target en --preset release --layers 6 --epochs 42 --test-split test_2016_flickr \
@@ -68,7 +68,7 @@ release-models:  ## retrain en->de (general mixture), de->en, sentiment (the en 
 	$(BIN)/python -m model.train sentiment --recipe recipes/sentiment-en.toml \
 	  --data-dir $(DATA_DIR) --preset small --pretrain-epochs 1 --epochs 8 --epoch-steps 1000 \
 	  --warmup-steps 2000 --learning-rate-scale 0.5 --average-checkpoints 3 \
-	  --mixed-precision on --jit-compile off --out $(RELEASE_OUT)
+	  --mixed-precision auto --jit-compile off --out $(RELEASE_OUT)
 	$(BIN)/python -m model.train langid --data-dir $(DATA_DIR)/multi30k --languages en,de,fr,cs \
 	  --preset tiny --d-model 64 --num-heads 2 --d-ff 128 --layers 2 --vocab-size 2000 \
 	  --epochs 3 --batch-size 64 --warmup-steps 300 --dropout 0.1 --max-minutes 12 --out $(RELEASE_OUT)

@@ -25,6 +25,7 @@ Preset = Annotated[
 ]
 Out = Annotated[Path, typer.Option(help="artifacts root; writes <out>/<task>/<name>/<version>/")]
 Opt = typer.Option
+PRECISION_HELP = "auto (on a GPU or a CPU with native bfloat16) | on | off"
 
 
 def _configs(task: str, preset_name: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
@@ -43,18 +44,54 @@ def _configs(task: str, preset_name: str, overrides: dict[str, Any]) -> tuple[An
     return model_config, train_config
 
 
-def _resolve_precision(flag: str) -> bool:
-    if flag == "auto":
-        import keras
+# CPU flags of native bfloat16 matrix products; without one, bfloat16 is emulated (measured:
+# 20-30 s an update where float32 takes 3, docs/training.md).
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
-        if keras.backend.backend() == "jax":
-            import jax
 
-            return jax.default_backend() == "gpu"
-        import tensorflow as tf
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bfloat16 natively (Linux' flags; False where unknown)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = {
+        flag
+        for line in text.splitlines()
+        if line.startswith("flags")
+        for flag in line.partition(":")[2].split()
+    }
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
 
-        return bool(tf.config.list_physical_devices("GPU"))
-    return flag == "on"
+
+def _gpu() -> bool:
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _resolve_precision(flag: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """--mixed-precision: auto is on where it is fast (a GPU, or a CPU with native
+    bfloat16); on is refused on a CPU that would emulate bfloat16."""
+    if flag not in ("auto", "on", "off"):
+        raise ValueError(f"--mixed-precision {flag!r}: one of auto, on, off")
+    if flag == "off":
+        return False
+    if _gpu() or cpu_has_bfloat16(cpuinfo):
+        return True
+    if flag == "on":
+        raise ValueError(
+            "--mixed-precision on: this CPU has no native bfloat16 "
+            f"({' or '.join(BFLOAT16_CPU_FLAGS)}), so every update would be many times "
+            "slower than in float32; use --mixed-precision auto or off"
+        )
+    return False
 
 
 def _hyper(
@@ -180,7 +217,7 @@ def translation(
     validation_fraction: Annotated[float, Opt(help="held out of --pairs for validation")] = 0.05,
     max_train_lines: Annotated[int | None, Opt(help="use only the first N training pairs")] = None,
     test_split: Annotated[str | None, Opt(help="also score this split of --data-dir")] = None,
-    mixed_precision: Annotated[str, Opt(help="auto (on a GPU) | on | off")] = "auto",
+    mixed_precision: Annotated[str, Opt(help=PRECISION_HELP)] = "auto",
     **hyper: Any,
 ) -> None:
     """Train a sequence-to-sequence Transformer on parallel text."""
@@ -332,7 +369,7 @@ def sentiment(
             "added to the training texts for --pretrain-epochs; repeatable"
         ),
     ] = None,
-    mixed_precision: Annotated[str, Opt(help="auto | on | off")] = "auto",
+    mixed_precision: Annotated[str, Opt(help=PRECISION_HELP)] = "auto",
     **hyper: Any,
 ) -> None:
     """Train a Transformer sentiment classifier, on one corpus (--train, --dev) or on a
@@ -404,7 +441,7 @@ def langid(
     train_split: Annotated[str, Opt()] = "train",
     val_split: Annotated[str, Opt()] = "val",
     max_train_lines: Annotated[int | None, Opt(help="per language")] = None,
-    mixed_precision: Annotated[str, Opt(help="auto | on | off")] = "auto",
+    mixed_precision: Annotated[str, Opt(help=PRECISION_HELP)] = "auto",
     **hyper: Any,
 ) -> None:
     """Train a language identifier (one training file per language)."""

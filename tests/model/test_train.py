@@ -123,3 +123,30 @@ def test_evaluate_scores_a_recipe_split_as_the_files_it_names(
     for message, args in refused.items():
         code, err = run(*args)
         assert code != 0 and message in err, err
+
+
+def test_mixed_precision_is_on_only_where_it_is_native(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model import train
+
+    def cpu(name: str, flags: str) -> Path:
+        path = tmp_path / name
+        path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\n")
+        return path
+
+    avx512, amx, avx2 = cpu("a", "avx512f avx512_bf16"), cpu("b", "amx_bf16"), cpu("c", "avx2")
+    monkeypatch.setattr(train, "_gpu", lambda: False)
+    for native in (avx512, amx):
+        assert [train._resolve_precision(f, native) for f in ("auto", "on", "off")] == [
+            True, True, False,
+        ]  # fmt: skip
+    for emulated in (avx2, tmp_path / "no-cpuinfo"):
+        assert not train._resolve_precision("auto", emulated)
+        assert not train._resolve_precision("off", emulated)
+        with pytest.raises(ValueError, match="no native bfloat16"):
+            train._resolve_precision("on", emulated)
+    with pytest.raises(ValueError, match="one of auto, on, off"):
+        train._resolve_precision("yes", avx512)
+    monkeypatch.setattr(train, "_gpu", lambda: True)
+    assert train._resolve_precision("auto", avx2) and train._resolve_precision("on", avx2)
