@@ -7,6 +7,7 @@ deterministic so the same data and seed give the same vocabulary.
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 from collections.abc import Iterable, Sequence
@@ -86,9 +87,23 @@ class SubwordTokenizer:
         return Encoding(ids=[p.id for p in pieces], pieces=pieces)
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Detokenized text; special ids (pad, bos, eos) are dropped, unknown kept as ⁇."""
+        """Detokenized text; special ids (pad, bos, eos) are dropped, unknown kept as ⁇.
+
+        Byte-fallback pieces at the end that do not complete a UTF-8 character (an output
+        cut at its length limit) are dropped rather than shown as U+FFFD.
+        """
         kept = [int(i) for i in ids if int(i) not in (PAD_ID, BOS_ID, EOS_ID)]
-        return str(self._sp.decode(kept))
+        return str(self._sp.decode(kept[: len(kept) - self._incomplete_tail(kept)]))
+
+    def _incomplete_tail(self, ids: Sequence[int]) -> int:
+        """How many trailing byte pieces begin a UTF-8 character they do not finish."""
+        start = len(ids)
+        while start > 0 and self._sp.is_byte(ids[start - 1]):
+            start -= 1
+        raw = bytes(int(self._sp.id_to_piece(i)[1:-1], 16) for i in ids[start:])  # "<0xC5>"
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder.decode(raw, final=False)
+        return len(decoder.getstate()[0])  # the bytes it still waits on
 
 
 def train_tokenizer(

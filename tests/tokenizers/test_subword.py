@@ -168,5 +168,19 @@ def test_byte_fallback_round_trips_any_character(
     assert byte_tokenizer.decode(ids) == text
 
 
+def test_an_output_cut_inside_a_character_drops_its_bytes(
+    byte_tokenizer: SubwordTokenizer,
+) -> None:
+    text = "Šternfeld 東京"
+    ids = byte_tokenizer.encode(text)
+    assert byte_tokenizer.decode(ids) == text
+    pieces = [byte_tokenizer.id_to_piece(i) for i in ids]
+    last = max(i for i, piece in enumerate(pieces) if piece.startswith("<0x"))  # 京's last byte
+    cuts = {byte_tokenizer.decode(ids[:end]) for end in range(1, len(ids) + 1)}
+    assert all("\ufffd" not in cut for cut in cuts)
+    assert byte_tokenizer.decode(ids[:last]) == "Šternfeld 東"  # 京 cut: its bytes dropped
+    assert byte_tokenizer.decode(ids[: last + 1]) == text
+
+
 def test_without_byte_fallback_unseen_characters_become_unk(tokenizer: SubwordTokenizer) -> None:
     assert UNK_ID in tokenizer.encode("東京")
