@@ -133,6 +133,10 @@ class TrainConfig(_JsonMixin):
     # training texts and any extra unlabeled text) before fitting; 0 = none.
     pretrain_epochs: int = 0
     mask_rate: float = 0.15  # the share of tokens the pre-training predicts
+    # A published artifact whose weights and tokenizer the run starts from (continued
+    # training), and the updates that artifact had made: the schedule goes on from there.
+    init_from: str = ""
+    initial_step: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,6 +144,8 @@ class TrainConfig(_JsonMixin):
             raise ValueError(f"mask_rate {self.mask_rate} is not in (0, 1]")
         if self.pretrain_epochs < 0:
             raise ValueError(f"pretrain_epochs {self.pretrain_epochs} is negative")
+        if self.initial_step < 0:
+            raise ValueError(f"initial_step {self.initial_step} is negative")
 
 
 # `tiny` trains in seconds for tests; `small` suits a 2-core CPU; `release` is what the shipped

@@ -44,6 +44,56 @@ def _configs(task: str, preset_name: str, overrides: dict[str, Any]) -> tuple[An
     return model_config, train_config
 
 
+# What --init-from may change: regularization. Everything else of the model is the artifact's.
+CONTINUED_MODEL_FIELDS = ("dropout", "attention_dropout", "token_dropout")
+SHAPE_FLAGS = ("d_model", "num_heads", "d_ff", "layers", "vocab_size", "max_length")
+
+
+def _continued(path: Path, task: str, model_config: Any, given: dict[str, Any]) -> tuple[Any, Any]:
+    """The configs of a run that continues the published artifact at `path`: its shape,
+    tokenizer and training settings, with the regularization and training flags given."""
+    from model import artifacts
+    from model.config import ModelConfig, TrainConfig
+
+    manifest = artifacts.verify(path)  # refuses a folder that is not a whole artifact
+    if manifest.get("task") != task:
+        raise ValueError(f"--init-from {path}: a {manifest.get('task')} model, not {task}")
+    theirs = ModelConfig.from_dict(manifest["model_config"])
+    clashing = [
+        name
+        for name in SHAPE_FLAGS
+        if given.get(name) is not None
+        and given[name] != getattr(theirs, "encoder_layers" if name == "layers" else name)
+    ]
+    if clashing:
+        raise ValueError(
+            f"--init-from {path}: the shape is the artifact's; drop --"
+            + ", --".join(name.replace("_", "-") for name in clashing)
+        )
+    kept = {name: getattr(model_config, name) for name in CONTINUED_MODEL_FIELDS}
+    model_config = theirs.replace(
+        **{name: value for name, value in kept.items() if given.get(name) is not None}
+    )
+    # The updates it made: recorded since continued training exists, else epochs x steps.
+    selection, before = manifest.get("selection", {}), manifest.get("train_config", {})
+    updates = selection.get("updates")
+    if updates is None:
+        epochs_run = len(manifest.get("history", {}).get("loss", []))
+        steps = int(before.get("epoch_steps", 0))
+        updates = int(before.get("initial_step", 0)) + epochs_run * steps
+    # Its training settings too, except what this command's flags set.
+    train_fields = set(TrainConfig.__dataclass_fields__)
+    train_config = TrainConfig.from_dict({k: v for k, v in before.items() if k in train_fields})
+    train_config = train_config.replace(
+        **{k: v for k, v in given.items() if v is not None and k in train_fields}
+    )
+    return model_config, train_config.replace(
+        init_from=str(Path(path).resolve()),
+        initial_step=int(updates),
+        vocab_size=int(manifest.get("tokenizer", {}).get("vocab_size", theirs.vocab_size)),
+    )
+
+
 # CPU flags of native bfloat16 matrix products; without one, bfloat16 is emulated (measured:
 # 20-30 s an update where float32 takes 3, docs/training.md).
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -154,6 +204,14 @@ def _hyper(
         float | None, Opt(help="seconds between progress lines in the log (0: none)")
     ] = None,
     strategy: Annotated[str | None, Opt(help="default | mirrored | multiworker")] = None,
+    init_from: Annotated[
+        Path | None,
+        Opt(
+            help="a published version folder of the same task: its weights, tokenizer, shape "
+            "and training settings (flags given override them) start the run, and the "
+            "learning-rate schedule goes on from its updates"
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     return dict(locals())
 
@@ -185,7 +243,10 @@ def _run(
     from model.training import train
 
     work_dir = hyper.pop("work_dir", None)
+    init_from = hyper.pop("init_from", None)
     model_config, train_config = _configs(task, preset_name, hyper)
+    if init_from is not None:
+        model_config, train_config = _continued(init_from, task, model_config, hyper)
     if normalizer:
         model_config = model_config.replace(normalizer=normalizer)
     if labels:
@@ -217,6 +278,10 @@ def translation(
     validation_fraction: Annotated[float, Opt(help="held out of --pairs for validation")] = 0.05,
     max_train_lines: Annotated[int | None, Opt(help="use only the first N training pairs")] = None,
     test_split: Annotated[str | None, Opt(help="also score this split of --data-dir")] = None,
+    typed_share: Annotated[
+        float | None,
+        Opt(help="with --recipe: share of pairs added again as typed (overrides the recipe's)"),
+    ] = None,
     mixed_precision: Annotated[str, Opt(help=PRECISION_HELP)] = "auto",
     **hyper: Any,
 ) -> None:
@@ -224,7 +289,7 @@ def translation(
     setup_logging()
     corpus = _translation_corpus(
         source, target, data_dir, recipe, pairs, validation_fraction, max_train_lines,
-        test_split, hyper.get("seed") or 1234,
+        test_split, hyper.get("seed") or 1234, typed_share,
     )  # fmt: skip
     _run("translation", corpus, preset, out, mixed_precision, None, None, hyper)
 
@@ -239,6 +304,7 @@ def _translation_corpus(
     max_train_lines: int | None,
     test_split: str | None,
     seed: int,
+    typed_share: float | None = None,
 ) -> Any:
     """The Corpus of `translation`'s flags (its lists are the only references left)."""
     from model import data
@@ -253,6 +319,10 @@ def _translation_corpus(
         from model import mixture
 
         specs, settings = mixture.read_recipe(recipe)
+        if typed_share is not None:
+            if not 0.0 <= typed_share <= 1.0:
+                raise ValueError(f"--typed-share {typed_share} is not in [0, 1]")
+            settings = {**settings, "typed_share": typed_share}
         mixed = mixture.build(
             specs,
             data_dir or recipe.parent,
@@ -265,6 +335,8 @@ def _translation_corpus(
         val_pairs = mixed.all_validation
         sources = {"recipe": str(recipe), "recipe_text": recipe.read_text(), **settings}
         sources["corpora"] = mixed.report
+    elif typed_share is not None:
+        raise ValueError("--typed-share goes with --recipe")
     elif data_dir is not None:
         train_pairs = data.read_parallel(
             data.find_split(data_dir, "train", source), data.find_split(data_dir, "train", target)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from model import data, publishing
+from model import artifacts, data, publishing
 from model.batches import TranslationBatches, as_tf_dataset, encode_pairs
 from model.config import ModelConfig, TrainConfig
 from model.objectives import (
@@ -141,6 +141,14 @@ def _fit_tokenizer(texts: Sequence[str], train: TrainConfig, work: Path) -> Subw
     return tokenizer
 
 
+def _take_tokenizer(artifact: Path, work: Path) -> None:
+    """The artifact's tokenizer becomes the run's (kept if the run already has one)."""
+    path = work / "tokenizer.model"
+    if not path.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(artifact / artifacts.TOKENIZER, path)
+
+
 def train(
     corpus: Corpus,
     model_config: ModelConfig,
@@ -210,6 +218,8 @@ def fit(
         texts = [s for s, _ in train_set] + [t for _, t in train_set]
     else:
         texts = [s for s, _ in train_set]
+    if train_config.init_from:  # continued training reads text as the artifact's tokenizer does
+        _take_tokenizer(Path(train_config.init_from), work)
     tokenizer = _fit_tokenizer(texts, train_config, work)  # training split only
     model_config = model_config.replace(vocab_size=tokenizer.vocab_size)
 
@@ -233,6 +243,11 @@ def fit(
     pretraining: dict[str, Any] = {}
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(model_config)
+        if train_config.init_from:
+            model.load_weights(Path(train_config.init_from) / artifacts.WEIGHTS)
+            log.info(
+                "continuing %s from update %d", train_config.init_from, train_config.initial_step
+            )
         if train_config.pretrain_epochs > 0:
             mlm, pretraining = pretrain_encoder(
                 _pretraining_texts(train_set, corpus, norm),
@@ -259,6 +274,9 @@ def fit(
             metrics=metrics,
             jit_compile="auto" if train_config.jit_compile == "auto" else False,
         )
+        # The schedule goes on where the artifact's run left it (a resumed run's backup
+        # restores its own count over this one).
+        optimizer.iterations.assign(train_config.initial_step)
 
     # Translation selects on validation loss; classifiers on accuracy, their goal.
     monitor, higher = ("val_loss", False) if task == "translation" else ("val_accuracy", True)
@@ -292,6 +310,7 @@ def fit(
     history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     history_dict.update(_history_from_log(work / "epochs" / "epochs.jsonl", history_dict))
     selection = _select_weights(model, epochs, train_config, val_data)
+    selection["updates"] = int(optimizer.iterations.numpy())
     if pretraining:
         selection["pretraining"] = pretraining
     if budget is not None and budget.stopped_early:

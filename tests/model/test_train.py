@@ -150,3 +150,48 @@ def test_mixed_precision_is_on_only_where_it_is_native(
         train._resolve_precision("yes", avx512)
     monkeypatch.setattr(train, "_gpu", lambda: True)
     assert train._resolve_precision("auto", avx2) and train._resolve_precision("on", avx2)
+
+
+def test_init_from_continues_a_published_model(
+    cli_version: Path, corpus_dir: Path, tmp_path: Path
+) -> None:
+    from tests.model.conftest import Run, train_cli
+
+    before = json.loads((cli_version / artifacts.MANIFEST).read_text())
+    made = before["selection"]["updates"]
+    assert made > 0  # recorded by every run since continued training exists
+    common = ["--data-dir", corpus_dir, "--max-train-lines", "100", "--out", tmp_path / "out"]
+    result = Run.start(
+        train_cli("--init-from", cli_version, "--epochs", "1", "--dropout", "0.1", *common),
+        tmp_path / "run",
+    ).result()
+    assert result.returncode == 0, result.stderr[-3000:]
+    after_path = tmp_path / "out" / "translation" / "en-de" / "1"
+    after = artifacts.verify(after_path)
+    # Its shape, tokenizer and settings are the artifact's; the flags given replace theirs.
+    assert after["model_config"] == {**before["model_config"], "dropout": 0.1}
+    assert after["train_config"]["preset"] == "tiny" and after["train_config"]["epochs"] == 1
+    assert after["train_config"]["init_from"] == str(cli_version.resolve())
+    assert after["train_config"]["initial_step"] == made
+    assert after["selection"]["updates"] > made  # the schedule went on from there
+    assert (after_path / artifacts.TOKENIZER).read_bytes() == (
+        cli_version / artifacts.TOKENIZER
+    ).read_bytes()
+    # It starts from the trained weights: its first epoch ends below the first run's.
+    assert after["history"]["loss"][0] < before["history"]["loss"][0]
+
+    refusals = {
+        "the shape is the artifact's; drop --d-model": ["--d-model", "64"],
+        "a translation model, not sentiment": [],
+    }
+    for message, extra in refusals.items():
+        command = train_cli("--init-from", cli_version, *extra, *common)
+        if not extra:
+            sst = tmp_path / "sst.tsv"
+            sst.write_text("sentence\tlabel\ngood\t1\nbad\t0\n")
+            command[3:] = [
+                "sentiment", "--init-from", str(cli_version), "--train", str(sst), "--dev", str(sst)
+            ]  # fmt: skip
+        refused = Run.start(command, tmp_path / message[:5]).result()
+        [error] = error_lines(refused)
+        assert message in error, error
