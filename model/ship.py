@@ -127,7 +127,28 @@ def _data_lines(sources: dict[str, Any]) -> list[str]:
             f"| {name} | {files} | {row['kept']:,} | {row['weight']:g} | {row['validation']:,} "
             f"| {row.get('license') or 'not stated by the source'} | {row.get('attribution', '')} |"
         )
+    typed = float(sources.get("typed_share") or 0.0)
+    if typed:
+        lines += [
+            "",
+            f"- and {typed:g} of each corpus' pairs once more with the source as people type "
+            "it (lowercase, no final punctuation)",
+        ]
     return [*lines, ""]
+
+
+def _training_lines(train: dict[str, Any], selection: dict[str, Any]) -> list[str]:
+    """How many updates made the weights, and the version a continued run started from."""
+    lines = []
+    if selection.get("updates"):
+        lines.append(f"- {selection['updates']:,} updates in all")
+    if train.get("init_from"):
+        started = "/".join(Path(train["init_from"]).parts[-3:])  # task/name/version
+        lines.append(
+            f"- continued from `{started}` (its weights, tokenizer and settings) at update "
+            f"{train.get('initial_step', 0):,}"
+        )
+    return lines
 
 
 def model_card(manifest: dict[str, Any], notes: str) -> str:
@@ -156,6 +177,7 @@ def model_card(manifest: dict[str, Any], notes: str) -> str:
         f"- preset `{train['preset']}`, label smoothing {train['label_smoothing']}, warmup "
         f"{train['warmup_steps']} steps, batch {train['batch_tokens']} tokens / "
         f"{train['batch_size']} examples, seed {train['seed']}",
+        *_training_lines(train, manifest.get("selection", {})),
         f"- weights stored as {manifest.get('weights_dtype', 'float32')}",
         *_engine_lines(manifest.get("engine")),
         *([_reading(config)] if task != "translation" else []),

@@ -59,3 +59,27 @@ def test_the_card_of_a_translation_mixture_credits_each_corpus() -> None:
     assert row in card
     assert "a mixture of tatoeba, newstest" in card
     assert "image captions" not in card  # the limits of the caption-only models do not apply
+
+
+def test_the_card_of_a_continued_run_says_where_it_started_and_its_typed_share() -> None:
+    corpora = {"tatoeba": {"files": ["t.tsv"], "kept": 10, "weight": 1.0, "validation": 2}}
+    train = TrainConfig(init_from="/srv/artifacts/translation/de-en/3", initial_step=1200)
+    manifest = {
+        "task": "translation",
+        "name": "de-en",
+        "model_config": ModelConfig(task="translation", vocab_size=100).to_dict(),
+        "train_config": train.to_dict(),
+        "selection": {"updates": 5700},
+        "parameters": 1000,
+        "data": {"recipe": "r.toml", "corpora": corpora, "typed_share": 0.3},
+        "metrics": {},
+    }
+    card = model_card(manifest, "")
+    assert "- 5,700 updates in all" in card
+    assert (
+        "- continued from `translation/de-en/3` (its weights, tokenizer and settings) at "
+        "update 1,200" in card
+    )
+    assert "- and 0.3 of each corpus' pairs once more with the source as people type it" in card
+    fresh = model_card({**manifest, "train_config": TrainConfig().to_dict(), "data": {}}, "")
+    assert "continued from" not in fresh and "people type" not in fresh
