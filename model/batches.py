@@ -185,19 +185,27 @@ class TranslationBatches(keras.utils.PyDataset):
             self._plan()
 
 
-def as_tf_dataset(batches: TranslationBatches | PaddedBatches, *, repeat: bool) -> Any:
+def as_tf_dataset(
+    batches: TranslationBatches | PaddedBatches, *, repeat: bool, skip: int = 0
+) -> Any:
     """The batches ((ids, ids), ids): a translation pair, or masked-LM inputs, positions and
     targets) as a tf.data pipeline with their real signature, every dimension free
     (Keras would infer one from the first batches it peeks at, and refuse another length
     later). With `repeat`, an endless stream that redraws the order after every pass:
-    epochs of `steps_per_epoch` updates then draw from the whole corpus in turn."""
+    epochs of `steps_per_epoch` updates then draw from the whole corpus in turn. `skip`
+    batches are passed over unbuilt (the orders redrawn as they would have been), so that a
+    resumed run goes on with the batches an uninterrupted one would have seen next."""
     import tensorflow as tf
 
     ids = tf.TensorSpec([None, None], tf.int32)
 
     def generate() -> Any:
+        left = skip
         while True:
             for index in range(len(batches)):
+                if left:
+                    left -= 1
+                    continue
                 yield batches[index]
             batches.on_epoch_end()
             if not repeat:

@@ -227,7 +227,7 @@ def fit(
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     if task == "translation":
         fit_data, val_data, epoch_tokens, steps = _translation_data(
-            tokenizer, train_set, val_set, train_config, replicas
+            tokenizer, train_set, val_set, train_config, replicas, _resumed_epochs(work)
         )
         del train_set, texts  # the compact arrays hold what training needs
     else:
@@ -369,15 +369,30 @@ def _select_weights(
     return choice
 
 
+def _resumed_epochs(work: Path) -> int:
+    """The epochs a resumed run has behind it (Keras' own record of where
+    BackupAndRestore goes on); 0 for a new run."""
+    record = work / "backup" / "training_metadata.json"
+    epochs = 0
+    if record.is_file():
+        try:
+            epochs = int(json.loads(record.read_text(encoding="utf-8")).get("epoch", 0))
+        except (ValueError, TypeError, AttributeError):
+            log.warning("%s: unreadable; the batches start from the stream's beginning", record)
+    return epochs
+
+
 def _translation_data(
     tokenizer: SubwordTokenizer,
     train_set: Sequence[tuple[str, str]],
     val_set: Sequence[tuple[str, str]],
     config: TrainConfig,
     replicas: int,
+    resumed_epochs: int = 0,
 ) -> tuple[Any, Any, int, int]:
     """Training and validation batches, the target tokens of a full pass, the updates of
-    an epoch."""
+    an epoch. The training stream goes on after the updates already made: a continued
+    artifact's, and those of the epochs a resumed run has behind it."""
 
     def keep(source_len: int, target_len: int) -> bool:
         return (
@@ -421,7 +436,10 @@ def _translation_data(
     steps = config.epoch_steps or len(train_batches)
     if not on_tensorflow():  # compiled backends take the batches as they are
         return train_batches, val_batches, train_batches.target_tokens, steps
-    fit_data = as_tf_dataset(train_batches, repeat=True)
+    made_before = config.initial_step + resumed_epochs * steps
+    if made_before:
+        log.info("training batches: the stream goes on after update %d", made_before)
+    fit_data = as_tf_dataset(train_batches, repeat=True, skip=made_before)
     return fit_data, as_tf_dataset(val_batches, repeat=False), train_batches.target_tokens, steps
 
 

@@ -90,3 +90,23 @@ def test_the_tf_pipeline_takes_every_length_whatever_came_first() -> None:
         for (source, _), _ in as_tf_dataset(batches, repeat=False).take(len(batches))
     }
     assert len(widths) > 2  # Keras would have fixed the first batches' width
+
+
+@pytest.mark.slow
+def test_a_skipped_stream_goes_on_with_the_batches_of_an_uninterrupted_one() -> None:
+    count = len(_batches(90, shuffle=True))
+    whole = [
+        source.numpy().tolist()
+        for (source, _), _ in as_tf_dataset(_batches(90, shuffle=True), repeat=True).take(
+            2 * count + 3
+        )
+    ]
+    skip = count + 2  # past a pass' end, where the order is drawn again
+    resumed = [
+        source.numpy().tolist()
+        for (source, _), _ in as_tf_dataset(
+            _batches(90, shuffle=True), repeat=True, skip=skip
+        ).take(count + 1)
+    ]
+    assert resumed == whole[skip:]
+    assert resumed[:count] != whole[:count]  # not the stream's beginning again

@@ -166,6 +166,8 @@ def test_init_from_continues_a_published_model(
         tmp_path / "run",
     ).result()
     assert result.returncode == 0, result.stderr[-3000:]
+    # Its batches go on where the artifact's stream left off, not from its beginning again.
+    assert f"the stream goes on after update {made}" in result.stderr
     after_path = tmp_path / "out" / "translation" / "en-de" / "1"
     after = artifacts.verify(after_path)
     # Its shape, tokenizer and settings are the artifact's; the flags given replace theirs.
