@@ -309,8 +309,10 @@ def fit(
     )
     history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     history_dict.update(_history_from_log(work / "epochs" / "epochs.jsonl", history_dict))
+    # Read before the selection: loading an epoch's weights file loads its optimizer too.
+    updates = int(optimizer.iterations.numpy())
     selection = _select_weights(model, epochs, train_config, val_data)
-    selection["updates"] = int(optimizer.iterations.numpy())
+    selection["updates"] = updates
     if pretraining:
         selection["pretraining"] = pretraining
     if budget is not None and budget.stopped_early:
